@@ -1,0 +1,1 @@
+"""Model handles and loaders (single-file checkpoints, diffusers folders)."""

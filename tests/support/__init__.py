@@ -1,0 +1,1 @@
+"""Test helpers: model fixtures and the ComfyUI host stand-in."""

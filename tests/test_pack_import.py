@@ -1,0 +1,79 @@
+"""The pack loads as ComfyUI loads it, cheaply, with and without ComfyUI present."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from support.host import PACK_ROOT, comfy_host
+
+PACK_NODES = {
+    "LCMCheckpointLoader", "LCMLoraLoader", "LCMTextEncode", "LCMSampler",
+    "LCMVAEDecode", "LCMVAEEncode",
+}
+HEADLESS_NODES = {"LoadImage", "SaveImage", "PreviewImage", "EmptyLatentImage"}
+
+
+def _run(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=PACK_ROOT / "tests",
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_as_comfyui_does_is_fast_and_loads_nothing_heavy():
+    result = _run("""
+        import json, sys, tempfile, time
+        from pathlib import Path
+        from support.host import comfy_host
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            with comfy_host(Path(tmp)) as (pack, record, dirs):
+                took = time.perf_counter() - start
+                names = sorted(pack.NODE_CLASS_MAPPINGS)
+                display = sorted(pack.NODE_DISPLAY_NAME_MAPPINGS)
+                web = pack.WEB_DIRECTORY
+                heavy = [m for m in ("torch", "diffusers", "transformers") if m in sys.modules]
+        print(json.dumps({"took": took, "names": names, "display": display, "web": web, "heavy": heavy}))
+    """)
+    assert result["took"] < 2.0
+    assert result["heavy"] == []
+    assert PACK_NODES <= set(result["names"])
+    assert not HEADLESS_NODES & set(result["names"]), "ComfyUI has its own core nodes"
+    assert set(result["display"]) == set(result["names"])
+    assert (PACK_ROOT / result["web"]).is_dir()
+
+
+def test_import_without_comfyui_registers_headless_core_nodes():
+    result = _run("""
+        import json, sys
+        from support.host import import_pack
+        pack = import_pack()
+        print(json.dumps({"names": sorted(pack.NODE_CLASS_MAPPINGS),
+                          "comfy": [m for m in ("folder_paths", "comfy", "server") if m in sys.modules]}))
+    """)
+    assert result["comfy"] == []
+    assert PACK_NODES | HEADLESS_NODES <= set(result["names"])
+
+
+def test_every_node_declares_the_protocol(tmp_path):
+    with comfy_host(tmp_path) as (pack, _record, _dirs):
+        for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+            spec = cls.INPUT_TYPES()
+            assert set(spec) <= {"required", "optional", "hidden"}, name
+            assert isinstance(cls.RETURN_TYPES, tuple), name
+            assert callable(getattr(cls, cls.FUNCTION)), name
+            assert cls.CATEGORY.startswith("LCM"), name
+            assert cls.DESCRIPTION, name
+            for group in ("required", "optional"):
+                for input_name, decl in spec.get(group, {}).items():
+                    if len(decl) > 1 and isinstance(decl[1], dict):
+                        assert decl[1].get("tooltip"), f"{name}.{input_name} has no tooltip"
+
+
+def test_host_paths_come_from_folder_paths(tmp_path):
+    with comfy_host(tmp_path) as (pack, _record, dirs):
+        paths = sys.modules[f"{PACK_ROOT.name}.lcm_core.paths"]
+        assert paths.folders("checkpoints") == [dirs["models"] / "checkpoints"]
+        assert paths.folders("output") == [dirs["output"]]
