@@ -108,3 +108,100 @@ def write_dataset(folder: Path, count: int = 8, size: int = 40, seed: int = 0, j
     if jsonl:
         (folder / "metadata.jsonl").write_text("\n".join(rows) + "\n")
     return folder
+
+
+def encode(clip, prompts: list[str]) -> torch.Tensor:
+    with torch.no_grad():
+        ids = clip.tokenizers[0](prompts, padding="max_length", max_length=77, truncation=True,
+                                 return_tensors="pt").input_ids
+        return clip.text_encoders[0](ids)[0]
+
+
+def _noise(seeds: list[int]) -> torch.Tensor:
+    return torch.cat([torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(s)) for s in seeds])
+
+
+@torch.no_grad()
+def teacher_ddim(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: list[int], steps: int = 25,
+                 guidance: float = 3.0) -> torch.Tensor:
+    """The teacher's `steps`-step DDIM sample with CFG `guidance` (diffusers' scheduler)."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler.from_config(SD_SCHEDULER)
+    sched.set_timesteps(steps)
+    x = _noise(seeds) * sched.init_noise_sigma
+    uncond = uncond.expand_as(embeds)
+    for t in sched.timesteps:
+        cond_out, uncond_out = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([embeds, uncond])).sample.chunk(2)
+        x = sched.step(uncond_out + guidance * (cond_out - uncond_out), t, x).prev_sample
+    return x
+
+
+@torch.no_grad()
+def student_lcm(unet, embeds: torch.Tensor, seeds: list[int], steps: int = 4,
+                original_steps: int = 50) -> torch.Tensor:
+    """The student's `steps`-step LCM sample without CFG (diffusers' `LCMScheduler`)."""
+    from diffusers import LCMScheduler
+
+    sched = LCMScheduler.from_config(SD_SCHEDULER, original_inference_steps=original_steps)
+    sched.set_timesteps(steps)
+    x = _noise(seeds)
+    generator = torch.Generator().manual_seed(1234)
+    denoised = x
+    for t in sched.timesteps:
+        out = unet(x, t, encoder_hidden_states=embeds).sample
+        x, denoised = sched.step(out, t, x, generator=generator, return_dict=False)
+    return denoised
+
+
+def pretrain_teacher(model, clip, vae, dataset: Path, steps: int = 150, lr: float = 2e-3, seed: int = 0):
+    """Fit the tiny UNet (in place) as an ε-predictor on `dataset` so that it is a teacher
+    with a meaningful probability-flow ODE; plain DDPM training, a few seconds."""
+    from diffusers import DDPMScheduler
+
+    from lcm_core.training.dataset import encode_images, load_pixels, scan_dataset
+
+    examples = scan_dataset(dataset, 32)
+    posterior = torch.cat([encode_images(vae.vae, load_pixels(e.path, 32)[None]) for e in examples])
+    latents = posterior[:, :4] * vae.scaling_factor
+    embeds = encode(clip, [e.caption for e in examples])
+    uncond = encode(clip, [""])
+    sched = DDPMScheduler.from_config(SD_SCHEDULER)
+    g = torch.Generator().manual_seed(seed)
+    unet = model.unet
+    unet.train()
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr)
+    for _ in range(steps):
+        noise = torch.randn(latents.shape, generator=g)
+        t = torch.randint(0, 1000, (len(latents),), generator=g)
+        drop = torch.rand(len(latents), generator=g) < 0.2
+        cond = torch.where(drop[:, None, None], uncond.expand_as(embeds), embeds)
+        loss = torch.nn.functional.mse_loss(unet(sched.add_noise(latents, noise, t), t, cond).sample, noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    unet.eval().requires_grad_(False)
+    return model
+
+
+def configure_folders(tmp: Path):
+    """Point `lcm_core.paths` at fresh models/input/output folders under `tmp`."""
+    from lcm_core import paths
+
+    dirs = {k: tmp / k for k in ("models", "input", "output", "temp")}
+    paths.configure(paths.LocalFolders(dirs["models"], dirs["input"], dirs["output"], dirs["temp"]))
+    return dirs
+
+
+class StopAfter:
+    """A progress reporter that records steps and asks to stop once `k` steps are done."""
+
+    def __init__(self, k: int | None = None):
+        self.k = k
+        self.steps = []
+
+    def step(self, step) -> None:
+        self.steps.append(step)
+
+    def interrupted(self) -> bool:
+        return self.k is not None and len(self.steps) >= self.k
