@@ -15,26 +15,30 @@ projected `text_embeds` of the first chunk.
 Weights follow ComfyUI's `encode_token_weights`: when any token's weight is not 1,
 `z = (z - z_empty) * w + z_empty` at each token position whose weight is not 1,
 `z_empty` being the encoding of the empty prompt at that position.
+
+`embedding:name` puts a textual-inversion embedding's vectors (see `embeddings`) in
+place of token embeddings, one chunk position per vector, as ComfyUI does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 
-from .. import paths
 from ..conditioning import LCMConditioning
 from ..errors import InputError, ModelFormatError
 from ..models.handles import FAMILIES, LCMClip
-from .weights import EMBEDDING_PREFIX, embedding_name, split_embeddings, weighted_segments
+from .embeddings import embedding_vectors
+from .weights import EMBEDDING_PREFIX, split_embeddings, weighted_segments
 
 log = logging.getLogger(__name__)
 
 CHUNK_LENGTH = 77
 MAX_WORD_LENGTH = 8
-EMBEDDING_EXTENSIONS = (".safetensors", ".pt", ".bin")
 
 
 @dataclass(frozen=True)
@@ -43,65 +47,31 @@ class EncoderOutput:
 
     penultimate: bool
     pooled: bool
+    embedding_key: str
 
 
 _OUTPUTS = {
-    "sd15": (EncoderOutput(penultimate=False, pooled=False),),
-    "sd2": (EncoderOutput(penultimate=False, pooled=False),),
-    "sd2-v": (EncoderOutput(penultimate=False, pooled=False),),
-    "sdxl": (EncoderOutput(penultimate=True, pooled=False), EncoderOutput(penultimate=True, pooled=True)),
+    "sd15": (EncoderOutput(penultimate=False, pooled=False, embedding_key="clip_l"),),
+    "sd2": (EncoderOutput(penultimate=False, pooled=False, embedding_key="clip_h"),),
+    "sd2-v": (EncoderOutput(penultimate=False, pooled=False, embedding_key="clip_h"),),
+    "sdxl": (EncoderOutput(penultimate=True, pooled=False, embedding_key="clip_l"),
+             EncoderOutput(penultimate=True, pooled=True, embedding_key="clip_g")),
 }
 
-Chunk = list[tuple[int, float]]
+Chunk = list[tuple[int | torch.Tensor, float]]
 
 
-def _find_embedding(name: str) -> str | None:
-    """The embeddings-folder file `name` refers to (ComfyUI tries the bare name, then
-    `.safetensors`, `.pt`, `.bin`, in every folder and sub-folder), or None."""
-    if not name:
-        return None
-    name = paths.check_name(name, input_name="text")
-    for folder in paths.folders("embeddings"):
-        if not folder.is_dir():
-            continue
-        for sub in [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]:
-            for candidate in [sub / name] + [sub / (name + ext) for ext in EMBEDDING_EXTENSIONS]:
-                if candidate.is_file():
-                    return str(candidate)
-    return None
-
-
-def _embedding_leftover(piece: str) -> str:
-    """The text after an `embedding:name` reference, once the reference is dealt with.
-
-    Textual-inversion embeddings are not supported yet: one that exists is refused; one
-    that does not is dropped with a warning, as ComfyUI drops it.
-    """
-    name, leftover = embedding_name(piece)
-    found = _find_embedding(name)
-    if found is None:
-        stripped = name.strip(",")
-        if len(stripped) < len(name):
-            found = _find_embedding(stripped)
-            leftover = f"{name[len(stripped):]} {leftover}"
-    if found is not None:
-        raise InputError(
-            f"prompt uses the textual-inversion embedding {EMBEDDING_PREFIX}{name}, which LCM Text Encode "
-            "cannot apply yet", input_name="text",
-            details=f"Found {found}. Remove '{EMBEDDING_PREFIX}{name}' from the prompt, or write the words it "
-                    "stands for instead.")
-    log.warning("embedding %s%s does not exist, ignoring", EMBEDDING_PREFIX, name)
-    return leftover
-
-
-def token_groups(tokenizer, text: str) -> list[Chunk]:
-    """The prompt's tokens as groups of `(token id, weight)`, one group per weighted
-    segment (or piece of one around an `embedding:` reference), without BOS/EOS."""
+def token_groups(tokenizer, text: str, embedding_key: str = "clip_l") -> list[Chunk]:
+    """The prompt's tokens as groups of `(token, weight)`, one group per weighted
+    segment, per piece of one around an `embedding:` reference, and per embedding;
+    without BOS/EOS. A token is an id, or one embedding vector (`embedding_key`'s)."""
     groups: list[Chunk] = []
     for segment, weight in weighted_segments(text):
         for piece in split_embeddings(segment):
             if piece.startswith(EMBEDDING_PREFIX):
-                piece = _embedding_leftover(piece)
+                vectors, piece = embedding_vectors(piece, embedding_key)
+                if vectors is not None:
+                    groups.append([(v, weight) for v in vectors])
                 if not piece:
                     continue
             ids = tokenizer(piece, verbose=False)["input_ids"][1:-1]
@@ -109,14 +79,14 @@ def token_groups(tokenizer, text: str) -> list[Chunk]:
     return groups
 
 
-def tokenize_with_weights(tokenizer, text: str) -> list[Chunk]:
-    """The prompt as 77-token chunks of `(token id, weight)`: BOS, tokens, EOS, padding
+def tokenize_with_weights(tokenizer, text: str, embedding_key: str = "clip_l") -> list[Chunk]:
+    """The prompt as 77-token chunks of `(token, weight)`: BOS, tokens, EOS, padding
     with the tokenizer's pad token. BOS/EOS/padding have weight 1."""
     bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
     room = CHUNK_LENGTH - 1
     chunk: Chunk = [(bos, 1.0)]
     chunks = [chunk]
-    for group in token_groups(tokenizer, text):
+    for group in token_groups(tokenizer, text, embedding_key):
         splittable = len(group) >= MAX_WORD_LENGTH
         while group:
             if len(chunk) + len(group) <= room:
@@ -147,6 +117,57 @@ def _device(encoder) -> torch.device:
     return next(encoder.parameters()).device
 
 
+def _rows(chunks: list[Chunk], tokenizer, dim: int) -> tuple[list[list[int]], dict[tuple[int, int], torch.Tensor]]:
+    """Token ids per chunk, and the embedding vectors that replace the input embedding
+    at `(chunk, position)`. A vector of another width is left out with a warning and
+    the row padded at its end (ComfyUI's handling; weights stay by position)."""
+    rows, spliced = [], {}
+    for k, chunk in enumerate(chunks):
+        row, dropped = [], 0
+        for token, _ in chunk:
+            if isinstance(token, int):
+                row.append(token)
+            elif token.shape[-1] == dim:
+                spliced[(k, len(row))] = token
+                row.append(tokenizer.bos_token_id)
+            else:
+                dropped += 1
+                log.warning("embedding vector of width %d ignored: this text encoder takes %d", token.shape[-1], dim)
+        rows.append(row + [tokenizer.pad_token_id] * dropped)
+    return rows, spliced
+
+
+class _SplicedEmbedding(torch.nn.Module):
+    """An input-embedding layer that returns `vectors` where `mask` is set."""
+
+    def __init__(self, base: torch.nn.Module, mask: torch.Tensor, vectors: torch.Tensor):
+        super().__init__()
+        self.base, self.mask, self.vectors = base, mask, vectors
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out = self.base(ids)
+        return torch.where(self.mask.unsqueeze(-1), self.vectors.to(out.dtype), out)
+
+
+@contextlib.contextmanager
+def _embeddings_spliced(encoder, shape: tuple[int, int], spliced: dict[tuple[int, int], torch.Tensor]) -> Iterator[None]:
+    """Textual-inversion vectors in place of their placeholder tokens, for the block."""
+    if not spliced:
+        yield
+        return
+    base = encoder.get_input_embeddings()
+    mask = torch.zeros(shape, dtype=torch.bool, device=base.weight.device)
+    vectors = torch.zeros(*shape, base.weight.shape[1], dtype=base.weight.dtype, device=base.weight.device)
+    for (k, j), vector in spliced.items():
+        mask[k, j] = True
+        vectors[k, j] = vector.to(vectors.dtype)
+    encoder.set_input_embeddings(_SplicedEmbedding(base, mask, vectors))
+    try:
+        yield
+    finally:
+        encoder.set_input_embeddings(base)
+
+
 def encode_chunks(encoder, tokenizer, chunks: list[Chunk], output: EncoderOutput) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One encoder's `[1, 77 * len(chunks), dim]` float32 hidden states (weights
     applied) and, if `output.pooled`, the first chunk's `[1, proj]` pooled embedding."""
@@ -155,9 +176,10 @@ def encode_chunks(encoder, tokenizer, chunks: list[Chunk], output: EncoderOutput
         raise InputError("prompt weight is not a finite number", input_name="text",
                          details="Weights like (word:inf) or (word:nan) give an image of noise; use a number such as (word:1.2).")
     weighted = bool((weights != 1.0).any())
-    rows = [[t for t, _ in c] for c in chunks] + ([empty_tokens(tokenizer)] if weighted else [])
+    rows, spliced = _rows(chunks, tokenizer, encoder.get_input_embeddings().weight.shape[1])
+    rows += [empty_tokens(tokenizer)] if weighted else []
     ids = torch.tensor(rows, dtype=torch.long, device=_device(encoder))
-    with torch.no_grad():
+    with torch.no_grad(), _embeddings_spliced(encoder, tuple(ids.shape), spliced):
         out = encoder(ids, output_hidden_states=output.penultimate)
     z = (out.hidden_states[-2] if output.penultimate else out.last_hidden_state).float().cpu()
     pooled = None
@@ -188,7 +210,8 @@ def encode_text(clip: LCMClip, text: str) -> LCMConditioning:
     embeds, pooled = [], None
     with clip.materialized() as encoders:
         for tokenizer, encoder, output in zip(clip.tokenizers, encoders, outputs):
-            z, p = encode_chunks(encoder, tokenizer, tokenize_with_weights(tokenizer, text), output)
+            chunks = tokenize_with_weights(tokenizer, text, output.embedding_key)
+            z, p = encode_chunks(encoder, tokenizer, chunks, output)
             embeds.append(z)
             pooled = p if p is not None else pooled
     length = min(z.shape[1] for z in embeds)

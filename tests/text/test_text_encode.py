@@ -202,19 +202,3 @@ def test_encoder_count_must_match_family(sd15):
     clip, _ = sd15
     with pytest.raises(ModelFormatError, match="sdxl needs 2"):
         encode_text(clip.replace(family="sdxl"), "a cat")
-
-
-def test_missing_embedding_is_dropped_and_existing_one_refused(sd15, tmp_path, caplog):
-    clip, _ = sd15
-    (tmp_path / "embeddings" / "sub").mkdir(parents=True)
-    (tmp_path / "embeddings" / "sub" / "style.safetensors").write_bytes(b"")
-    paths.configure(paths.LocalFolders(tmp_path))
-    try:
-        with caplog.at_level(logging.WARNING):
-            cond = encode_text(clip, "a embedding:nothere, cat")
-        assert "embedding:nothere, does not exist" in caplog.text
-        assert torch.equal(cond.embeds, encode_text(clip, "a , cat").embeds)
-        with pytest.raises(InputError, match="embedding:style"):
-            encode_text(clip, "a embedding:style cat")
-    finally:
-        paths.configure(None)
