@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .. import paths
-from ..errors import InputError, ModelFormatError
+from ..errors import InputError, ModelFormatError, PathEscapeError
 from .weights import embedding_name
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,17 @@ def find_embedding(name: str) -> Path | None:
         for sub in [folder, *sorted(p for p in folder.rglob("*") if p.is_dir())]:
             for candidate in [sub / name] + [sub / (name + ext) for ext in EMBEDDING_EXTENSIONS]:
                 if candidate.is_file():
-                    return candidate
+                    return _inside(candidate, folder)
     return None
+
+
+def _inside(path: Path, folder: Path) -> Path:
+    """`path`, after checking that it (symlinks followed) stays inside `folder`."""
+    real, root = path.resolve(), folder.resolve()
+    if root not in real.parents:
+        raise PathEscapeError(f"embedding {path.name} resolves outside the embeddings folder", input_name="text",
+                              details=f"{path} points to {real}, which is not inside {root}.")
+    return path
 
 
 def _bundled(tensors: dict, suffix: str) -> torch.Tensor | None:

@@ -11,7 +11,7 @@ from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from safetensors.torch import save_file
 
 from lcm_core import paths
-from lcm_core.errors import InputError
+from lcm_core.errors import InputError, PathEscapeError
 from lcm_core.models.handles import LCMClip
 from lcm_core.text.embeddings import load_embedding
 from lcm_core.text.encode import encode_text
@@ -91,3 +91,12 @@ def test_tensor_choice_follows_comfyui(tmp_path):
     assert torch.equal(load_embedding(tmp_path / "bundle.safetensors", "clip_l"), b)
     assert torch.equal(load_embedding(tmp_path / "keyed.safetensors", "clip_g"), b)
     assert torch.equal(load_embedding(tmp_path / "single.safetensors", "clip_l"), c.unsqueeze(0))
+
+
+@pytest.mark.parametrize("ref", ["embedding:../secret", "embedding:link"])
+def test_embedding_names_stay_inside_the_folder(embeddings_dir, tmp_path, ref):
+    save_file({"x": torch.ones(1, 32)}, str(tmp_path / "secret.safetensors"))
+    (embeddings_dir / "link.safetensors").symlink_to(tmp_path / "secret.safetensors")
+    clip = LCMClip((tiny_tokenizer(),), (tiny_clip_l(),), "sd15")
+    with pytest.raises(PathEscapeError):
+        encode_text(clip, f"a {ref} cat")
