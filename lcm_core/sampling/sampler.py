@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from .. import progress
+from ..errors import InputError
 from . import checks
 from .guidance import build_guidance
 from .options import SamplingOptions
@@ -50,7 +51,7 @@ def sample(model, positive, latent: dict, options: SamplingOptions, negative=Non
         batch, _, h, w = raw.shape
         scheduler = make_scheduler(model, options)
         timesteps = set_schedule(scheduler, options)
-        gens = generators(image_seeds(options.seed, latent.get("batch_index") or range(batch)))
+        gens = generators(image_seeds(options.seed, _batch_index(latent, batch)))
         device = unet.device
         vae_scale, vae_shift = _vae_scaling(model)
         with torch.no_grad():
@@ -73,6 +74,17 @@ def sample(model, positive, latent: dict, options: SamplingOptions, negative=Non
     out = {k: v for k, v in latent.items() if k != "samples"}
     out["samples"] = (denoised / vae_scale + vae_shift).float().cpu()
     return out
+
+
+def _batch_index(latent: dict, batch: int) -> list[int]:
+    """Each image's index in its original batch (ComfyUI's `batch_index`), else 0..B-1."""
+    index = latent.get("batch_index")
+    if index is None:
+        return list(range(batch))
+    if len(index) != batch:
+        raise InputError(f"latent_image has {batch} images but a batch_index of {len(index)}",
+                         input_name="latent_image", details="Rebuild the latent batch with ComfyUI's latent nodes.")
+    return list(index)
 
 
 def _vae_scaling(model) -> tuple[float, float]:
