@@ -24,7 +24,7 @@ def decode(vae, latent: dict):
         raise FamilyMismatchError(f"samples has shape {list(samples.shape)}; this VAE decodes [batch, {channels}, h, w]",
                                   input_name="samples", details="Decode with the VAE of the model that made it.")
     with torch.no_grad(), _runnable(vae.vae) as (module, dtype):
-        z = samples.to(device=module.device, dtype=dtype)
+        z = samples.to(device=_device(module), dtype=dtype)
         pixels = module.decode(z, return_dict=False)[0]
     image = (pixels / 2 + 0.5).clamp(0, 1)
     return image.cpu().permute(0, 2, 3, 1).float().contiguous()
@@ -46,7 +46,7 @@ def encode(vae, image) -> dict:
                                  "before LCM VAE Encode.")
     x = image[..., :3].permute(0, 3, 1, 2).float() * 2.0 - 1.0
     with torch.no_grad(), _runnable(vae.vae) as (module, dtype):
-        latent = module.encode(x.to(device=module.device, dtype=dtype)).latent_dist.mode()
+        latent = module.encode(x.to(device=_device(module), dtype=dtype)).latent_dist.mode()
     return {"samples": latent.float().cpu()}
 
 
@@ -56,7 +56,7 @@ def _runnable(module):
     SDXL's) run in fp32, as diffusers' pipelines do, and are put back afterwards."""
     import torch
 
-    dtype = module.dtype
+    dtype = next(module.parameters()).dtype
     if dtype == torch.float16 and getattr(module.config, "force_upcast", False):
         module.to(torch.float32)
         try:
@@ -65,3 +65,8 @@ def _runnable(module):
             module.to(dtype)
     else:
         yield module, dtype
+
+
+def _device(module):
+    """The module's device from its first parameter (ModelMixin.device walks them all)."""
+    return next(module.parameters()).device

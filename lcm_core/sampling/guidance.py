@@ -16,6 +16,7 @@ class Guidance:
 
     embeds: Any
     cfg_scale: float | None
+    dtype: Any
     timestep_cond: Any = None
     added_cond: dict | None = None
 
@@ -24,7 +25,7 @@ class Guidance:
         import torch
 
         x = torch.cat([latents] * 2) if self.cfg_scale is not None else latents
-        out = unet(x.to(unet.dtype), t, encoder_hidden_states=self.embeds, timestep_cond=self.timestep_cond,
+        out = unet(x.to(self.dtype), t, encoder_hidden_states=self.embeds, timestep_cond=self.timestep_cond,
                    added_cond_kwargs=self.added_cond, return_dict=False)[0].float()
         if self.cfg_scale is None:
             return out
@@ -32,8 +33,9 @@ class Guidance:
         return uncond + self.cfg_scale * (cond - uncond)
 
 
-def build_guidance(unet, positive, negative, guidance_scale: float, batch: int, height: int, width: int) -> Guidance:
-    """The guidance for `batch` images of `height`×`width` pixels.
+def build_guidance(unet, positive, negative, guidance_scale: float, batch: int, height: int, width: int,
+                   device, dtype) -> Guidance:
+    """The guidance for `batch` images of `height`×`width` pixels, on the UNet's `device` in its `dtype`.
 
     LCM-distilled (the UNet has `time_cond_proj_dim`): `w = guidance_scale - 1` embedded as
     `LatentConsistencyModelPipeline` does, no CFG. Otherwise CFG when `guidance_scale > 1`
@@ -42,7 +44,6 @@ def build_guidance(unet, positive, negative, guidance_scale: float, batch: int, 
     import torch
     from diffusers import LatentConsistencyModelPipeline
 
-    device, dtype = unet.device, unet.dtype
     timestep_cond = None
     cfg = None
     if unet.config.time_cond_proj_dim is not None:
@@ -63,8 +64,8 @@ def build_guidance(unet, positive, negative, guidance_scale: float, batch: int, 
     embeds = torch.cat([e.to(device=device, dtype=dtype).repeat(batch, 1, 1) for e in embeds])
     added = None
     if unet.config.addition_embed_type == "text_time":
-        added = _sdxl_added_cond(unet, [c.pooled for c in conds], batch, height, width, dtype)
-    return Guidance(embeds=embeds, cfg_scale=cfg, timestep_cond=timestep_cond, added_cond=added)
+        added = _sdxl_added_cond(unet, [c.pooled for c in conds], batch, height, width, device, dtype)
+    return Guidance(embeds=embeds, cfg_scale=cfg, dtype=dtype, timestep_cond=timestep_cond, added_cond=added)
 
 
 def _same_length(embeds: list) -> list:
@@ -80,7 +81,7 @@ def _same_length(embeds: list) -> list:
     return [e.repeat(1, common // e.shape[1], 1) for e in embeds]
 
 
-def _sdxl_added_cond(unet, pooled: list, batch: int, height: int, width: int, dtype) -> dict:
+def _sdxl_added_cond(unet, pooled: list, batch: int, height: int, width: int, device, dtype) -> dict:
     """SDXL's `text_embeds` (pooled) and `time_ids` (original size, crop, target size)."""
     import torch
 
@@ -91,7 +92,6 @@ def _sdxl_added_cond(unet, pooled: list, batch: int, height: int, width: int, dt
         raise FamilyMismatchError(
             f"the UNet's added conditioning takes {expected} values, SDXL base conditioning gives {got}",
             input_name="model", details="SDXL refiner-style UNets (aesthetic score) are not supported.")
-    device = unet.device
     text_embeds = torch.cat([p.to(device=device, dtype=dtype).reshape(1, -1).repeat(batch, 1) for p in pooled])
     ids = torch.tensor([time_ids], dtype=dtype, device=device).repeat(text_embeds.shape[0], 1)
     return {"text_embeds": text_embeds, "time_ids": ids}

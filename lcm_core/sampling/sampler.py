@@ -52,10 +52,12 @@ def sample(model, positive, latent: dict, options: SamplingOptions, negative=Non
         scheduler = make_scheduler(model, options)
         timesteps = set_schedule(scheduler, options)
         gens = generators(image_seeds(options.seed, _batch_index(latent, batch)))
-        device = unet.device
+        weight = next(unet.parameters())  # ModelMixin.device/.dtype walk every parameter: look once
+        device = weight.device
         vae_scale, vae_shift = _vae_scaling(model)
         with torch.no_grad():
-            guidance = build_guidance(unet, positive, negative, options.guidance_scale, batch, h * 8, w * 8)
+            guidance = build_guidance(unet, positive, negative, options.guidance_scale, batch, h * 8, w * 8,
+                                      device, weight.dtype)
             noise = randn_tensor(tuple(raw.shape), generator=gens, device=device, dtype=torch.float32)
             if options.denoise >= 1.0:
                 x = noise * scheduler.init_noise_sigma
