@@ -48,7 +48,7 @@ def conditioning(cond, model, unet, input_name: str) -> None:
             f"but the model is {FAMILY_NAMES.get(model.family, model.family)}",
             input_name=input_name, details="Encode the prompt with the CLIP that was loaded with this model.")
     width = unet.config.cross_attention_dim
-    if cond.embeds.ndim != 3 or cond.embeds.shape[-1] != width:
+    if cond.embeds.ndim != 3 or cond.embeds.shape[0] != 1 or cond.embeds.shape[-1] != width:
         raise FamilyMismatchError(
             f"{input_name} embeddings have shape {list(cond.embeds.shape)}, the UNet expects [1, tokens, {width}]",
             input_name=input_name, details="Encode the prompt with the CLIP that was loaded with this model.")

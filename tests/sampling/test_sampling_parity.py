@@ -25,7 +25,8 @@ def sd15():
 
 @pytest.fixture(scope="module")
 def sdxl():
-    return {"plain": tiny_unet("sdxl", seed=4), "vae": tiny_vae("sdxl", seed=5)}
+    return {"plain": tiny_unet("sdxl", seed=4), "lcm": tiny_unet("sdxl", lcm=True, seed=6),
+            "vae": tiny_vae("sdxl", seed=5)}
 
 
 def _pipe(cls, unet, vae, scheduler, **extra):
@@ -100,6 +101,19 @@ def test_sdxl_matches_stable_diffusion_xl_pipeline(sdxl, steps, guidance):
     ours = _ours(sdxl["plain"], sdxl["vae"], pos, SamplingOptions(seed=SEED, steps=steps, guidance_scale=guidance),
                  negative=neg, latent=zero_latent(height=64, width=96), family="sdxl")
     assert ours.shape == ref.shape == (1, 64, 96, 3)
+    assert np.abs(ours - ref).max() <= TOL
+
+
+@pytest.mark.parametrize("steps", [2, 4])
+def test_sdxl_lcm_distilled_matches_stable_diffusion_xl_pipeline(sdxl, steps):
+    """An LCM-distilled SDXL UNet: guidance embedded, no CFG (diffusers skips CFG when the
+    UNet has `time_cond_proj_dim`), with SDXL's added conditioning."""
+    pos = conditioning("sdxl", seed=22)
+    pipe = _pipe(StableDiffusionXLPipeline, sdxl["lcm"], sdxl["vae"], LCMScheduler.from_config(SCHEDULER_CONFIG))
+    ref = pipe(prompt_embeds=pos.embeds, pooled_prompt_embeds=pos.pooled, num_inference_steps=steps,
+               guidance_scale=8.0, height=64, width=64, generator=_gen(), output_type="np").images
+    ours = _ours(sdxl["lcm"], sdxl["vae"], pos, SamplingOptions(seed=SEED, steps=steps, guidance_scale=8.0),
+                 family="sdxl")
     assert np.abs(ours - ref).max() <= TOL
 
 
