@@ -190,3 +190,13 @@ def test_preview_is_comfyui_latent_to_rgb():
     got = torch.from_numpy(np.array(image)).float()
     assert (got - expected.floor()).abs().max() <= 1
     assert latent_to_rgb(latent, "sdxl").getpixel((0, 0)) != image.getpixel((0, 0))
+
+
+def test_bf16_model_samples_in_fp32_and_returns_fp32_latent():
+    """Scheduler maths stays fp32 whatever the UNet's dtype, and LATENTs are always fp32."""
+    unet = tiny_unet(lcm=True, seed=1)
+    options = SamplingOptions(seed=1, steps=4, guidance_scale=8.0)
+    full = sample(model_handle(unet), conditioning(), zero_latent(), options)
+    half = sample(model_handle(unet.to(torch.bfloat16)), conditioning(), zero_latent(), options)
+    assert half["samples"].dtype == torch.float32
+    assert (half["samples"] - full["samples"]).abs().mean() < 0.05 * full["samples"].abs().mean()
