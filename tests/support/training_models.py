@@ -205,3 +205,15 @@ class StopAfter:
 
     def interrupted(self) -> bool:
         return self.k is not None and len(self.steps) >= self.k
+
+
+@torch.no_grad()
+def student_one_step(unet, embeds: torch.Tensor, seeds: list[int]) -> torch.Tensor:
+    """The consistency function at t = 999 on the same starting noise as `teacher_ddim`:
+    what distillation fits to the end point of the teacher's ODE trajectory."""
+    from lcm_core.training.consistency import NoiseSchedule
+
+    schedule = NoiseSchedule(SD_SCHEDULER, "epsilon", 50, 10.0, torch.device("cpu"))
+    x = _noise(seeds)
+    t = torch.full((len(seeds),), 999)
+    return schedule.consistency(unet(x, t, encoder_hidden_states=embeds).sample, t, x)
