@@ -46,12 +46,11 @@ def make_accelerator(config: TrainingConfig):
     """An `Accelerator` for this run: the current device (or the `accelerate launch` set-up),
     mixed precision and gradient accumulation from the config."""
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.state import AcceleratorState
 
     from ..devices import pick_device
 
-    distributed = PartialState._shared_state != {} and PartialState().num_processes > 1
-    cpu = not distributed and pick_device().type == "cpu"
+    cpu = pick_device().type == "cpu"
     if cpu and config.mixed_precision == "fp16":
         raise InputError("fp16 mixed precision needs a GPU", input_name="mixed_precision",
                          details="Use 'no' or 'bf16' on the CPU.")

@@ -59,6 +59,10 @@ def _save_lora(path: Path, unet_lora: dict, *, family: str, layout: str, alpha: 
         tensors = kohya_state_dict(unet_lora, alpha)
     else:
         tensors = {f"unet.{k}": v for k, v in unet_lora.items()}
+        modules = sorted({k.rsplit(".", 2)[0] for k in unet_lora})
+        meta["format"] = "pt"
+        meta["lora_adapter_metadata"] = json.dumps({"unet.r": rank, "unet.lora_alpha": alpha,
+                                                    "unet.target_modules": modules})
     _atomic_safetensors(path, tensors, meta)
     return path
 

@@ -1,0 +1,55 @@
+"""The saved LoRA files reproduce the trained student: diffusers' `load_lora_weights`
+on the kohya file (the layout ComfyUI's LoraLoader reads) and on the PEFT file gives the
+student's outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lcm_core import paths
+from lcm_core.training import TrainingConfig, train_lcd
+from support.training_models import configure_folders, tiny_handles, write_dataset
+
+
+@pytest.fixture
+def trained(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    dirs = configure_folders(tmp_path)
+    write_dataset(dirs["input"] / "ds", 2)
+    config = TrainingConfig(dataset_dir=str(dirs["input"] / "ds"), steps=4, resolution=32, batch_size=2,
+                            lora_rank=4, lora_alpha=2.0, learning_rate=5e-3, save_name="files", checkpoint_every=0)
+    result = train_lcd(*tiny_handles(), config)
+    yield dirs, result
+    paths.configure(None)
+    torch.set_num_threads(threads)
+
+
+def _pipeline():
+    from diffusers import LCMScheduler, StableDiffusionPipeline
+
+    from support.training_models import SD_SCHEDULER
+
+    model, clip, vae = tiny_handles()
+    return StableDiffusionPipeline(vae=vae.vae, text_encoder=clip.text_encoders[0], tokenizer=clip.tokenizers[0],
+                                   unet=model.unet, scheduler=LCMScheduler.from_config(SD_SCHEDULER),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+
+
+@pytest.mark.parametrize("layout", ["kohya", "peft"])
+def test_diffusers_loads_the_saved_lora_and_matches_the_student(trained, layout):
+    dirs, result = trained
+    path = (dirs["models"] / "loras" / "files.safetensors" if layout == "kohya"
+            else dirs["output"] / "lcm_training" / "files" / "files.peft.safetensors")
+    pipe = _pipeline()
+    x = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([999, 259])
+    e = torch.randn(2, 77, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        base = pipe.unet(x, t, encoder_hidden_states=e).sample
+        pipe.load_lora_weights(str(path), adapter_name="trained")
+        loaded = pipe.unet(x, t, encoder_hidden_states=e).sample
+        student = result.model.unet(x, t, encoder_hidden_states=e).sample
+    assert (student - base).abs().max() > 1e-3, "the LoRA changes the output"
+    torch.testing.assert_close(loaded, student, atol=1e-5, rtol=1e-4)
