@@ -92,7 +92,8 @@ def reference(unet, device, args):
         with torch.no_grad():
             c = teacher(x, start, encoder_hidden_states=embeds).sample
             u = teacher(x, start, encoder_hidden_states=uncond).sample
-            x0c, x0u, ec, eu = sched.x0(c, start, x), sched.x0(u, start, x), sched.eps(c, start, x), sched.eps(u, start, x)
+            x0c, x0u = sched.x0(c, start, x), sched.x0(u, start, x)
+            ec, eu = sched.eps(c, start, x), sched.eps(u, start, x)
             x_prev = sched.solver.ddim_step(x0c + w * (x0c - x0u), ec + w * (ec - eu), index)
             target = sched.consistency(student(x_prev, end, encoder_hidden_states=embeds).sample, end, x_prev)
         loss = torch.mean(torch.sqrt((pred.float() - target.float()) ** 2 + 1e-6) - 1e-3)

@@ -35,10 +35,10 @@ def build_lcd_loss(student: Student, schedule: NoiseSchedule, data: EncodedDatas
         out = student.forward(x_start, start, encoder_hidden_states=embeds, timestep_cond=cond).sample
         pred = schedule.consistency(out, start, x_start)
         with torch.no_grad():
-            with student.teacher() as teacher:
-                both = teacher(torch.cat([x_start, x_start]), torch.cat([start, start]),
-                               encoder_hidden_states=torch.cat([embeds, uncond.to(device).expand_as(embeds)])).sample
             x_in, t_in = torch.cat([x_start, x_start]), torch.cat([start, start])
+            context = torch.cat([embeds, uncond.to(device).expand_as(embeds)])
+            with student.teacher() as teacher:
+                both = teacher(x_in, t_in, encoder_hidden_states=context).sample
             x0_c, x0_u = schedule.x0(both, t_in, x_in).float().chunk(2)
             eps_c, eps_u = schedule.eps(both, t_in, x_in).float().chunk(2)
             w = append_dims(w, latents.ndim)

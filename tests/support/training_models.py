@@ -132,7 +132,8 @@ def teacher_ddim(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: list[i
     x = _noise(seeds) * sched.init_noise_sigma
     uncond = uncond.expand_as(embeds)
     for t in sched.timesteps:
-        cond_out, uncond_out = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([embeds, uncond])).sample.chunk(2)
+        both = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([embeds, uncond])).sample
+        cond_out, uncond_out = both.chunk(2)
         x = sched.step(uncond_out + guidance * (cond_out - uncond_out), t, x).prev_sample
     return x
 
