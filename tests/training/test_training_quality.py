@@ -54,8 +54,9 @@ def test_lcd_loss_falls_and_student_approaches_teacher(dirs):
     first, last = _first_last(result.log_path)
     assert last < 0.8 * first, (first, last)
 
-    after = (student_one_step(result.model.unet, embeds, SEEDS) - reference).pow(2).mean().item()
-    four_after = (student_lcm(result.model.unet, embeds, SEEDS, 4) - reference).pow(2).mean().item()
+    with result.model.materialized() as student:
+        after = (student_one_step(student, embeds, SEEDS) - reference).pow(2).mean().item()
+        four_after = (student_lcm(student, embeds, SEEDS, 4) - reference).pow(2).mean().item()
     print(f"one-step MSE to teacher {before:.4f} -> {after:.4f}; 4-step LCM {four_before:.4f} -> {four_after:.4f}")
     assert after < 0.85 * before, (before, after)
     assert not any(".lora_" in n for n, _ in model.unet.named_parameters()), "the teacher handle is untouched"
