@@ -54,3 +54,20 @@ def test_diffusers_loads_the_saved_lora_and_matches_the_student(trained, layout)
             student = unet(x, t, encoder_hidden_states=e).sample
     assert (student - base).abs().max() > 1e-3, "the LoRA changes the output"
     torch.testing.assert_close(loaded, student, atol=1e-5, rtol=1e-4)
+
+
+def test_our_lora_loader_matches_diffusers_on_the_kohya_file(trained):
+    apply = pytest.importorskip("lcm_core.lora.apply", reason="needs the lora branch")
+    dirs, _ = trained
+    path = dirs["models"] / "loras" / "files.safetensors"
+    model, clip, _ = tiny_handles()
+    patched, _ = apply.apply_lora(model, clip, path, 1.0, 0.0)
+    pipe = _pipeline()
+    pipe.load_lora_weights(str(path), adapter_name="trained")
+    x = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(2))
+    t = torch.tensor([759, 19])
+    e = torch.randn(2, 77, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad(), patched.materialized() as unet:
+        ours = unet(x, t, encoder_hidden_states=e).sample
+        reference = pipe.unet(x, t, encoder_hidden_states=e).sample
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-4)
