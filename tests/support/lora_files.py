@@ -69,6 +69,7 @@ def tiny_models(family: str, seed: int = 0) -> Tiny:
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
+    torch.set_num_threads(1)  # tiny ops: thread hand-offs cost more than they win on a shared 2-core box
     torch.manual_seed(seed)
     if family == "sdxl":
         unet = UNet2DConditionModel(**SDXL_UNET)
@@ -95,9 +96,9 @@ def tiny_pipeline(tiny: Tiny, tmp: Path):
     encs = tuple(copy.deepcopy(e) for e in tiny.encoders)
     if tiny.family == "sdxl":
         return StableDiffusionXLPipeline(vae=vae, text_encoder=encs[0], text_encoder_2=encs[1], tokenizer=tok,
-                                         tokenizer_2=tok, unet=unet, scheduler=EulerDiscreteScheduler())
+                                         tokenizer_2=tok, unet=unet, scheduler=EulerDiscreteScheduler(steps_offset=1))
     return StableDiffusionPipeline(vae=vae, text_encoder=encs[0], tokenizer=tok, unet=unet,
-                                   scheduler=EulerDiscreteScheduler(), safety_checker=None,
+                                   scheduler=EulerDiscreteScheduler(steps_offset=1), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
 
 
@@ -150,7 +151,8 @@ def _make(kind: str, shape: tuple, rank: int, alpha, g) -> dict:
         d = {"hada_w1_a": _rand(g, o, rank), "hada_w1_b": _rand(g, rank, i * kk),
              "hada_w2_a": _rand(g, o, rank), "hada_w2_b": _rand(g, rank, i * kk)}
     elif kind == "lokr":
-        d = {"lokr_w1": _rand(g, 2, 2), "lokr_w2_a": _rand(g, o // 2, rank), "lokr_w2_b": _rand(g, rank, (i // 2) * kk)}
+        a, b = (2 if o % 2 == 0 else 1), (2 if i % 2 == 0 else 1)
+        d = {"lokr_w1": _rand(g, a, b), "lokr_w2_a": _rand(g, o // a, rank), "lokr_w2_b": _rand(g, rank, (i // b) * kk)}
     else:
         raise ValueError(kind)
     if alpha is not None:
