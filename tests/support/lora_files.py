@@ -197,7 +197,8 @@ def write(fs: dict, layout: str, family: str, unet=None) -> dict[str, torch.Tens
             base = f"{prefix}.{module if comp == 'unet' else te_full}"
         elif layout == "diffusers-old":
             prefix = {"unet": "unet", "te1": "text_encoder", "te2": "text_encoder_2"}[comp]
-            names = {"down": ".lora.down.weight", "up": ".lora.up.weight"}
+            names = {"down": ".lora.down.weight", "up": ".lora.up.weight"} if comp == "unet" else \
+                {"down": ".lora_linear_layer.down.weight", "up": ".lora_linear_layer.up.weight"}
             base = f"{prefix}.{module if comp == 'unet' else te_full}"
         elif layout in ("kohya", "kohya-ldm"):
             te_pre = {"te1": "lora_te1_" if family == "sdxl" else "lora_te_", "te2": "lora_te2_"}
