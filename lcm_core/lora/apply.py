@@ -46,7 +46,7 @@ def match_lora(lora: LoraFile, family: str, unet: Any | None, encoders: tuple | 
     for name, adapter in lora.adapters.items():
         te = is_text_encoder_key(name)
         table, hits = (clip_table, clip_hits) if te else (unet_table, unet_hits)
-        if te and encoders is None or not te and unet is None:
+        if (encoders is None) if te else (unet is None):
             continue
         target = table.get(name)
         if target is None:

@@ -76,11 +76,8 @@ class LoraFile:
         """Adapter kinds present: `lora`, `locon` (a conv with a kernel > 1), `loha`, `lokr`."""
         out = set()
         for a in self.adapters.values():
-            if isinstance(a, LoraAdapter) and a.down.dim() == 4 and a.down.shape[-1] > 1 or (
-                    isinstance(a, LoraAdapter) and a.mid is not None):
-                out.add("locon")
-            else:
-                out.add(a.kind)
+            conv = isinstance(a, LoraAdapter) and (a.mid is not None or a.down.dim() == 4 and a.down.shape[-1] > 1)
+            out.add("locon" if conv else a.kind)
         return out
 
     def nbytes(self) -> int:

@@ -22,7 +22,6 @@ _ATTN_INNER = ("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0", "attn
 COMFY_CLIP_NAMES = {"sd15": ("clip_l",), "sd2": ("clip_h",), "sd2-v": ("clip_h",), "sdxl": ("clip_l", "clip_g")}
 TE_PEFT_PREFIX = ("text_encoder", "text_encoder_2")
 TE_KOHYA_PREFIX = (("lora_te_", "lora_te1_"), ("lora_te2_",))
-UNET_PREFIXES = ("unet.", "lora_unet_", "diffusion_model.", "lycoris_")
 TE_PREFIXES = ("text_encoder.", "text_encoder_2.", "lora_te_", "lora_te1_", "lora_te2_", "text_encoders.")
 
 
@@ -118,7 +117,8 @@ def unet_names(unet: torch.nn.Module) -> dict[str, Target]:
 
     for module in weights:
         under = module.replace(".", "_")
-        for alias in (f"unet.{module}", module, f"lora_unet_{under}", f"lycoris_{under}"):
+        for alias in (f"unet.{module}", module, f"lora_unet_{under}", f"lycoris_{under}",
+                      f"base_model.model.{module}", f"unet.base_model.model.{module}"):
             add(alias, module)
         if ".attn1." in module or ".attn2." in module:  # attention-processor names
             proc = module.replace(".attn1.", ".attn1.processor.").replace(".attn2.", ".attn2.processor.")
