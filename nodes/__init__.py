@@ -7,9 +7,9 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import conditioning, host, latents, sampling
+from . import conditioning, host, latents, lora, sampling
 
-_THEMES: tuple = (conditioning, sampling, latents)
+_THEMES: tuple = (lora, conditioning, sampling, latents)
 _HEADLESS_ONLY: tuple = ()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
