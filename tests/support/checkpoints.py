@@ -26,6 +26,7 @@ from lcm_core.models.detect import LDM_UNET, LDM_VAE, SD1_CLIP, SD2_CLIP, SDXL_C
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_DIRS = (REPO_ROOT.parent / "shared" / "fixtures", Path("/work/shared/fixtures"))
 TINY_CLIP = dict(hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2, projection_dim=32)
+TINY_CLIP_2 = dict(TINY_CLIP, hidden_size=48, projection_dim=48)  # widths differ, as ViT-L's and bigG's do
 TINY_VAE = dict(block_out_channels=[8, 16, 32, 32], norm_num_groups=8, layers_per_block=1, sample_size=64)
 TINY_UNET = {
     "sd15": dict(block_out_channels=[32, 32, 64, 64], norm_num_groups=8, attention_head_dim=2, cross_attention_dim=32,
@@ -33,8 +34,8 @@ TINY_UNET = {
     "sd2": dict(block_out_channels=[32, 32, 64, 64], norm_num_groups=8, attention_head_dim=[2, 2, 4, 4],
                 cross_attention_dim=32, sample_size=8),
     "sdxl": dict(block_out_channels=[32, 64, 64], norm_num_groups=8, attention_head_dim=[2, 4, 4],
-                 transformer_layers_per_block=[1, 1, 2], cross_attention_dim=64, addition_time_embed_dim=8,
-                 projection_class_embeddings_input_dim=32 + 6 * 8, sample_size=8),
+                 transformer_layers_per_block=[1, 1, 2], cross_attention_dim=32 + 48, addition_time_embed_dim=8,
+                 projection_class_embeddings_input_dim=48 + 6 * 8, sample_size=8),
 }
 TINY_UNET["sd15-lcm"] = TINY_UNET["sd15"]
 TINY_UNET["sd2-v"] = TINY_UNET["sd2"]
@@ -72,7 +73,7 @@ def write_tiny_configs(root: Path) -> Path:
                 elif comp_dir.name == "vae":
                     data.update(TINY_VAE)
                 elif comp_dir.name.startswith("text_encoder"):
-                    data.update(TINY_CLIP)
+                    data.update(TINY_CLIP_2 if comp_dir.name == "text_encoder_2" else TINY_CLIP)
                 out = root / family / comp_dir.name / file.name
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(data, indent=1))
