@@ -36,3 +36,35 @@ def sdxl_full_file(tmp_path_factory):
     """A full-size-architecture SDXL base single file (fp16, random weights), written once."""
     path = tmp_path_factory.mktemp("full_sdxl") / "sdxl_full.safetensors"
     return checkpoints.write_full_size(path, "sdxl_single_file_keys.json", seed=20)
+
+
+@pytest.fixture(scope="session")
+def tiny_single_file(tiny_config_root, tmp_path_factory):
+    """`make(family, lcm=False, **kw) -> (path, components)`: a tiny single-file checkpoint
+    in the original layout, written once per session per arguments (do not modify it)."""
+    folder, made = tmp_path_factory.mktemp("tiny_single"), {}
+
+    def make(family: str, lcm: bool = False, **kwargs):
+        key = (family, lcm, tuple(sorted(kwargs.items())))
+        if key not in made:
+            path = folder / f"tiny_{len(made)}_{family}{'_lcm' if lcm else ''}.safetensors"
+            made[key] = (path, checkpoints.write_single_file(path, family, tiny_config_root, lcm=lcm, **kwargs))
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_diffusers_folder(tiny_config_root, tmp_path_factory):
+    """`make(family, lcm=False, **kw) -> (path, components)`: a tiny diffusers folder,
+    written once per session per arguments (do not modify it)."""
+    folder, made = tmp_path_factory.mktemp("tiny_diffusers"), {}
+
+    def make(family: str, lcm: bool = False, **kwargs):
+        key = (family, lcm, tuple(sorted(kwargs.items())))
+        if key not in made:
+            path = folder / f"tiny_{len(made)}_{family}{'_lcm' if lcm else ''}"
+            made[key] = (path, checkpoints.write_diffusers_folder(path, family, tiny_config_root, lcm=lcm, **kwargs))
+        return made[key]
+
+    return make

@@ -4,15 +4,13 @@ loader runs diffusers' conversion), and match diffusers' own `from_single_file`.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from lcm_core import paths
 from lcm_core.errors import FamilyMismatchError, ModelFormatError
 from lcm_core.models.load import load_checkpoint
-from support.checkpoints import to_ldm, write_diffusers_folder, write_single_file
+from support.checkpoints import to_ldm
 
 CASES = [  # family written, lcm, expected family, prediction, scheduler, tokenizer pads
     ("sd15", False, "sd15", "epsilon", "PNDMScheduler", [49407]),
@@ -38,9 +36,8 @@ def encoders_of(family, comps):
 
 
 @pytest.mark.parametrize("family,lcm,expected,prediction,scheduler,pads", CASES)
-def test_single_file_families(tmp_path, tiny_configs, family, lcm, expected, prediction, scheduler, pads):
-    path = tmp_path / "model.safetensors"
-    comps = write_single_file(path, family, tiny_configs, lcm=lcm)
+def test_single_file_families(tiny_configs, tiny_single_file, family, lcm, expected, prediction, scheduler, pads):
+    path, comps = tiny_single_file(family, lcm)
     model, clip, vae = load_checkpoint(path, dtype="fp32", device="cpu")
     assert (model.family, model.prediction_type, model.lcm_distilled) == (expected, prediction, lcm)
     assert model.method == ("lcm" if lcm else "none")
@@ -60,15 +57,14 @@ def test_single_file_families(tmp_path, tiny_configs, family, lcm, expected, pre
 
 
 @pytest.mark.parametrize("family", ["sd15", "sd2", "sdxl"])
-def test_matches_diffusers_from_single_file(tmp_path, tiny_configs, family):
+def test_matches_diffusers_from_single_file(tiny_configs, tiny_single_file, family):
     """The same file through diffusers' own single-file loaders, given the same configs."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
     from safetensors.torch import load_file
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-    path = tmp_path / "model.safetensors"
-    write_single_file(path, family, tiny_configs)
+    path, _ = tiny_single_file(family)
     model, clip, vae = load_checkpoint(path, dtype="fp32", device="cpu")
     config = str(tiny_configs / family)
     ref_unet = UNet2DConditionModel.from_single_file(str(path), config=config, subfolder="unet",
@@ -85,9 +81,8 @@ def test_matches_diffusers_from_single_file(tmp_path, tiny_configs, family):
 
 
 @pytest.mark.parametrize("family", ["sd15", "sdxl"])
-def test_diffusers_folder_lcm(tmp_path, tiny_configs, family):
-    folder = tmp_path / "LCM_tiny"
-    comps = write_diffusers_folder(folder, family, tiny_configs, lcm=True)
+def test_diffusers_folder_lcm(tiny_configs, tiny_diffusers_folder, family):
+    folder, comps = tiny_diffusers_folder(family, lcm=True)
     model, clip, vae = load_checkpoint(folder, dtype="fp32", device="cpu")
     assert model.lcm_distilled and model.method == "lcm" and model.family == family
     assert model.scheduler_config["_class_name"] == "LCMScheduler"
@@ -99,19 +94,16 @@ def test_diffusers_folder_lcm(tmp_path, tiny_configs, family):
     assert [t.pad_token_id for t in clip.tokenizers] == ([49407, 0] if family == "sdxl" else [49407])
 
 
-def test_diffusers_folder_with_transformers4_text_encoder(tmp_path, tiny_configs):
-    folder = tmp_path / "old_layout"
-    comps = write_diffusers_folder(folder, "sd15", tiny_configs, te_prefix=True)
+def test_diffusers_folder_with_transformers4_text_encoder(tiny_configs, tiny_diffusers_folder):
+    folder, comps = tiny_diffusers_folder("sd15", te_prefix=True)
     model, clip, _ = load_checkpoint(folder, dtype="fp32", device="cpu")
     assert not model.lcm_distilled and model.method == "none"
     assert_same_weights(clip.text_encoders[0], comps["text_encoder"])
 
 
-def test_unet_only_folder_takes_clip_and_vae_from_base(tmp_path, tiny_configs):
-    base = tmp_path / "base.safetensors"
-    base_comps = write_single_file(base, "sd15", tiny_configs, seed=1)
-    unet_folder = tmp_path / "lcm_unet"
-    comps = write_diffusers_folder(unet_folder, "sd15", tiny_configs, lcm=True, unet_only=True, seed=2)
+def test_unet_only_folder_takes_clip_and_vae_from_base(tiny_configs, tiny_single_file, tiny_diffusers_folder):
+    base, base_comps = tiny_single_file("sd15")
+    unet_folder, comps = tiny_diffusers_folder("sd15", lcm=True, unet_only=True, seed=2)
     with pytest.raises(ModelFormatError) as info:
         load_checkpoint(unet_folder, dtype="fp32", device="cpu")
     assert info.value.input_name == "base_ckpt_name" and "base" in info.value.details
@@ -122,13 +114,11 @@ def test_unet_only_folder_takes_clip_and_vae_from_base(tmp_path, tiny_configs):
     assert_same_weights(clip.text_encoders[0], base_comps["text_encoder"])
 
 
-def test_unet_only_files_diffusers_and_ldm_layout(tmp_path, tiny_configs):
+def test_unet_only_files_diffusers_and_ldm_layout(tmp_path, tiny_configs, tiny_single_file):
     from safetensors.torch import save_file
 
-    base = tmp_path / "base.safetensors"
-    write_single_file(base, "sd15", tiny_configs, seed=1)
-    ldm_unet = tmp_path / "unet_ldm.safetensors"
-    comps = write_single_file(ldm_unet, "sd15", tiny_configs, lcm=True, seed=3, parts=("unet",))
+    base, _ = tiny_single_file("sd15")
+    ldm_unet, comps = tiny_single_file("sd15", lcm=True, seed=3, parts=("unet",))
     diffusers_unet = tmp_path / "unet_diffusers.safetensors"
     save_file({k: v.contiguous() for k, v in comps["unet"].state_dict().items()}, str(diffusers_unet))
     bare = tmp_path / "unet_bare.safetensors"
@@ -141,18 +131,15 @@ def test_unet_only_files_diffusers_and_ldm_layout(tmp_path, tiny_configs):
         assert len(clip.text_encoders) == 1 and vae.vae is not None
 
 
-def test_base_of_another_family_is_refused(tmp_path, tiny_configs):
-    base = tmp_path / "xl.safetensors"
-    write_single_file(base, "sdxl", tiny_configs)
-    unet = tmp_path / "unet"
-    write_diffusers_folder(unet, "sd15", tiny_configs, unet_only=True)
+def test_base_of_another_family_is_refused(tiny_configs, tiny_single_file, tiny_diffusers_folder):
+    base, _ = tiny_single_file("sdxl")
+    unet, _ = tiny_diffusers_folder("sd15", lcm=True, unet_only=True, seed=2)
     with pytest.raises(FamilyMismatchError, match="sdxl"):
         load_checkpoint(unet, dtype="fp32", device="cpu", base=base)
 
 
-def test_dtype_option(tmp_path, tiny_configs):
-    path = tmp_path / "model.safetensors"
-    write_single_file(path, "sd15", tiny_configs)
+def test_dtype_option(tiny_configs, tiny_single_file):
+    path, _ = tiny_single_file("sd15")
     model, clip, vae = load_checkpoint(path, dtype="fp16", device="cpu")
     tensors = [model.unet, vae.vae, clip.text_encoders[0]]
     assert {p.dtype for m in tensors for p in m.parameters()} == {torch.float16}
@@ -161,17 +148,18 @@ def test_dtype_option(tmp_path, tiny_configs):
     assert next(model32.unet.parameters()).dtype == torch.float32
 
 
-def test_names_resolve_in_model_folders(tmp_path, tiny_configs):
+def test_names_resolve_in_model_folders(tmp_path, tiny_configs, tiny_single_file, tiny_diffusers_folder):
+    import shutil
+
     root = tmp_path / "models"
     (root / "checkpoints").mkdir(parents=True)
-    write_single_file(root / "checkpoints" / "tiny.safetensors", "sd15", tiny_configs)
-    write_diffusers_folder(root / "diffusers" / "LCM_tiny", "sd15", tiny_configs, lcm=True)
+    shutil.copy(tiny_single_file("sd15")[0], root / "checkpoints" / "tiny.safetensors")
+    shutil.copytree(tiny_diffusers_folder("sd15", lcm=True)[0], root / "diffusers" / "LCM_tiny")
     paths.configure(paths.LocalFolders(root))
     try:
         model, _, _ = load_checkpoint("tiny.safetensors", dtype="fp32", device="cpu")
         assert model.source == "tiny.safetensors" and not model.lcm_distilled
         model, _, _ = load_checkpoint("LCM_tiny", dtype="fp32", device="cpu")
         assert model.lcm_distilled
-        json.loads((root / "diffusers" / "LCM_tiny" / "model_index.json").read_text())
     finally:
         paths.configure(None)

@@ -80,14 +80,18 @@ def write_tiny_configs(root: Path) -> Path:
     return root
 
 
-def _randomize(module, seed: int):
+def _random(build, seed: int):
+    """`build()` on the meta device, then filled with random weights (norm weights near 1)."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        module = build()
     gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if name.endswith("weight") and ("norm" in name or p.ndim == 1):
-                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=gen))
-            else:
-                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    state = {}
+    for name, p in module.state_dict().items():
+        noise = 0.1 * torch.randn(p.shape, generator=gen)
+        state[name] = 1 + noise if name.endswith("weight") and ("norm" in name or p.ndim == 1) else noise
+    module.load_state_dict(state, assign=True)
     return module.eval()
 
 
@@ -101,13 +105,14 @@ def tiny_components(family: str, root: Path, lcm: bool = False, seed: int = 0) -
         unet_cfg = configs.component_config(family, "unet", lcm=lcm)
         if lcm:
             unet_cfg["time_cond_proj_dim"] = 256
-        out = {"unet": _randomize(UNet2DConditionModel.from_config(unet_cfg), seed),
-               "vae": _randomize(AutoencoderKL.from_config(configs.component_config(family, "vae")), seed + 1)}
+        vae_cfg = configs.component_config(family, "vae")
+        out = {"unet": _random(lambda: UNet2DConditionModel.from_config(unet_cfg), seed),
+               "vae": _random(lambda: AutoencoderKL.from_config(vae_cfg), seed + 1)}
         for i, name in enumerate(("text_encoder", "text_encoder_2") if family == "sdxl" else ("text_encoder",)):
             cfg = configs.component_config(family, name)
             cls = CLIPTextModelWithProjection if "CLIPTextModelWithProjection" in cfg["architectures"] \
                 else CLIPTextModel
-            out[name] = _randomize(cls(CLIPTextConfig.from_dict(cfg)), seed + 2 + i)
+            out[name] = _random(lambda: cls(CLIPTextConfig.from_dict(cfg)), seed + 2 + i)
     return out
 
 
