@@ -7,9 +7,9 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import host
+from . import host, loaders
 
-_THEMES: tuple = ()
+_THEMES: tuple = (loaders,)
 _HEADLESS_ONLY: tuple = ()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
