@@ -332,3 +332,40 @@ def write_full_size(path: Path, manifest: str, seed: int = 0, metadata: dict | N
             start = int(rng.integers(0, pool.size))
             f.write(np.resize(np.roll(pool, -start), n).tobytes())
     return path
+
+
+SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32, "I64": np.int64, "BF16": None}
+
+
+def mmap_state_dict(path: Path) -> dict:
+    """Every tensor of a safetensors file as a read-only view of the memory-mapped file:
+    nothing is copied, so a reference loader can read a full-size file without holding it."""
+    import warnings
+
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n)
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch warns that the arrays are read-only
+        for key, info in header.items():
+            if key == "__metadata__":
+                continue
+            start, end = info["data_offsets"]
+            array = data[start:end].view(SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+            out[key] = torch.from_numpy(array)
+    return out
+
+
+def tensor_digests(module) -> dict[str, str]:
+    """name -> digest of the exact bytes of each tensor of `module` (for comparing two
+    modules that do not fit in memory together)."""
+    import hashlib
+
+    out = {}
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy()
+        out[name.removeprefix("text_model.")] = f"{tensor.dtype}:{tuple(tensor.shape)}:" + \
+            hashlib.blake2b(flat, digest_size=16).hexdigest()
+    return out
