@@ -1,9 +1,12 @@
 """Which model family a checkpoint belongs to, from its tensor names and shapes.
 
 Follows ComfyUI (`comfy/model_detection.py`, `comfy/supported_models.py`) and diffusers
-(`infer_diffusers_model_type`): the UNet's cross-attention width tells SD1.x (768) from
-SD2.x (1024) and SDXL (2048, with a 2816-wide `label_emb`); the text encoder keys must
-agree. SD2.x v-prediction is read from a `v_pred` key, then safetensors metadata
+(`infer_diffusers_model_type`) but reads the UNet's structure rather than its widths, so
+small test models detect like real ones: a size embedding (`label_emb`) means SDXL, linear
+`proj_in` layers SD2.x, conv ones SD1.x. Real widths (768 / 1024 / 2048 cross-attention)
+must agree, and so must the text encoder keys (`cond_stage_model.transformer.*` CLIP
+ViT-L, `cond_stage_model.model.*` OpenCLIP-H, `conditioner.embedders.*` for SDXL).
+SD2.x v-prediction is read from a `v_pred` key, then safetensors metadata
 (`modelspec.predict_key`), then ComfyUI's heuristic: the std of the last output block's
 `norm1.bias` is above 0.09 for v models. An LCM-distilled UNet carries a guidance
 embedding input, `time_embedding.cond_proj.weight` ([1280, 256] for LCM_Dreamshaper_v7).
@@ -48,11 +51,6 @@ class Detection:
     def lcm_distilled(self) -> bool:
         """True when the UNet takes a guidance embedding (an LCM-distilled UNet)."""
         return self.time_cond_proj_dim is not None
-
-    @property
-    def complete(self) -> bool:
-        """True when UNet, VAE and text encoder(s) are all in the file."""
-        return self.has_vae and self.has_clip
 
 
 def _unet_layout(shapes: Mapping[str, tuple]) -> tuple[str, str] | None:

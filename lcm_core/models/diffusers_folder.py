@@ -6,11 +6,13 @@ itself a UNet: `config.json` + weights). Everything is read with
 
 from __future__ import annotations
 
+import contextlib
 import json
+import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from ..errors import ModelFormatError
+from ..errors import LCMError, ModelFormatError
 from . import configs
 from .assemble import Parts
 from .detect import family_from_unet_config
@@ -53,7 +55,14 @@ def load_unet(path: Path, dtype: Any, device: Any = None):
     folder = _unet_dir(path)
     unet = UNet2DConditionModel.from_pretrained(folder, local_files_only=True, torch_dtype=dtype,
                                                 variant=_variant(folder))
-    return unet.to(device).eval().requires_grad_(False) if device is not None else unet.eval().requires_grad_(False)
+    return _ready(unet, device)
+
+
+def _ready(module, device: Any):
+    """`module` on `device`, in eval mode, without gradients."""
+    if device is not None:
+        module.to(device)
+    return module.eval().requires_grad_(False)
 
 
 def _text_encoder(folder: Path, dtype: Any, device: Any):
@@ -62,10 +71,7 @@ def _text_encoder(folder: Path, dtype: Any, device: Any):
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     cls = CLIPTextModelWithProjection if "CLIPTextModelWithProjection" in config.get("architectures", ()) \
         else CLIPTextModel
-    model = cls.from_pretrained(folder, local_files_only=True, dtype=dtype, variant=_variant(folder))
-    if device is not None:
-        model.to(device)
-    return model.eval().requires_grad_(False)
+    return _ready(cls.from_pretrained(folder, local_files_only=True, dtype=dtype, variant=_variant(folder)), device)
 
 
 def _tokenizer(folder: Path, fallback):
@@ -76,10 +82,31 @@ def _tokenizer(folder: Path, fallback):
     return fallback
 
 
+@contextlib.contextmanager
+def _reading(path: Path, input_name: str | None) -> Iterator[None]:
+    """Turn the libraries' errors about a broken folder into one `ModelFormatError`."""
+    try:
+        yield
+    except LCMError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelFormatError(
+            f"{path.name}: cannot load this diffusers folder ({type(exc).__name__}: {first[:300]})",
+            input_name=input_name,
+            details="A component's config or weights are missing or corrupt, or a .bin file holds more than tensors "
+                    "(pickled code is refused). Download the model again, preferably as .safetensors.") from exc
+
+
 def load_folder(path: Path, dtype: Any, *, device: Any = None, input_name: str | None = None,
                 with_unet: bool = True) -> Parts:
     """Every component the folder holds (a UNet-only folder gives only the UNet); with
     `with_unet=False` the UNet's weights are not loaded (a base for another UNet)."""
+    with _reading(path, input_name):
+        return _load_folder(path, dtype, device, input_name, with_unet)
+
+
+def _load_folder(path: Path, dtype: Any, device: Any, input_name: str | None, with_unet: bool) -> Parts:
     from diffusers import AutoencoderKL
 
     from ..text.tokenizer import family_tokenizers
@@ -99,9 +126,8 @@ def load_folder(path: Path, dtype: Any, *, device: Any = None, input_name: str |
     scheduler.setdefault("prediction_type", prediction)
     parts = Parts(family=family, prediction_type=prediction, scheduler_config=scheduler, lcm_distilled=lcm, unet=unet)
     if (path / "vae" / "config.json").is_file():
-        vae = AutoencoderKL.from_pretrained(path / "vae", local_files_only=True, torch_dtype=dtype,
-                                            variant=_variant(path / "vae"))
-        parts.vae = (vae.to(device) if device is not None else vae).eval().requires_grad_(False)
+        parts.vae = _ready(AutoencoderKL.from_pretrained(path / "vae", local_files_only=True, torch_dtype=dtype,
+                                                         variant=_variant(path / "vae")), device)
     names = [n for n in TEXT_ENCODERS if (path / n / "config.json").is_file()]
     if names:
         defaults = family_tokenizers(family)

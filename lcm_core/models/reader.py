@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ModelFormatError
 
@@ -101,17 +101,9 @@ class StateReader:
             tensor = tensor.to(dtype)
         return tensor
 
-    def read(self, prefix: str, dtype: Any = None, strip: bool = False) -> dict:
-        """Every tensor whose name starts with `prefix` (the prefix removed if `strip`)."""
-        out = {}
-        for key in self.keys():
-            if key.startswith(prefix):
-                out[key[len(prefix):] if strip else key] = self.get(key, dtype)
-        return out
-
-    def iter_prefixed(self, prefix: str) -> Iterator[str]:
-        """Names starting with `prefix`."""
-        return (k for k in self.keys() if k.startswith(prefix))
+    def read(self, prefix: str, dtype: Any = None) -> dict:
+        """Every tensor whose name starts with `prefix`, keyed by its full name."""
+        return {key: self.get(key, dtype) for key in self.keys() if key.startswith(prefix)}
 
     def close(self) -> None:
         """Drop the file handle and any loaded pickle contents."""

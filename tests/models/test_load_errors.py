@@ -140,3 +140,20 @@ def test_second_load_is_a_cache_hit_without_reading(models_dir, monkeypatch):
     reloaded = load_checkpoint("dreamshaper_lcm.safetensors", dtype="fp32", device="cpu")
     assert reloaded[0] is not first[0]
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 10**9))
+
+
+def test_broken_diffusers_folders(models_dir, tmp_path, tiny_diffusers_folder):
+    import shutil
+
+    folder = models_dir / "diffusers" / "broken"
+    shutil.copytree(tiny_diffusers_folder("sd15", lcm=True)[0], folder)
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    error = refused(models_dir.parent, ModelFormatError, "broken")
+    assert error.input_name == "ckpt_name" and "broken" in error.message
+    target = tmp_path / "pwned"
+    weights.unlink()
+    torch.save({"conv_in.weight": Evil(target)}, folder / "unet" / "diffusion_pytorch_model.bin")
+    error = refused(models_dir.parent, ModelFormatError, "broken")
+    assert "pickled code is refused" in error.details and not target.exists()
+    shutil.rmtree(folder)
