@@ -34,11 +34,12 @@ def unet_inputs(family):
 
 @torch.no_grad()
 def outputs(unet, vae, encoders, family):
+    """What each component computes on fixed inputs (UNet skipped when None)."""
     gen = torch.Generator().manual_seed(1)
     ids = clip_tokenizer()("a photo of a cat", padding="max_length", max_length=77, return_tensors="pt").input_ids
-    out = {"unet": unet(**unet_inputs(family)).sample,
-           "vae_decode": vae.decode(torch.randn(1, 4, 8, 8, generator=gen)).sample,
-           "vae_encode": vae.encode(torch.rand(1, 3, 64, 64, generator=gen) * 2 - 1).latent_dist.mean}
+    out = {"unet": unet(**unet_inputs(family)).sample} if unet is not None else {}
+    out["vae_decode"] = vae.decode(torch.randn(1, 4, 8, 8, generator=gen)).sample
+    out["vae_encode"] = vae.encode(torch.rand(1, 3, 64, 64, generator=gen) * 2 - 1).latent_dist.mean
     for i, encoder in enumerate(encoders):
         result = encoder(ids, output_hidden_states=True)
         out[f"te{i}_hidden"] = result.last_hidden_state
@@ -53,7 +54,7 @@ def load_ours(path, dtype):
     return model, clip, vae
 
 
-def reference_components(path, family, dtype):
+def reference_components(path, family, dtype, skip_unet=False):
     """diffusers' own loaders on the same tensors, one component at a time (a generator)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm
@@ -61,8 +62,9 @@ def reference_components(path, family, dtype):
 
     state = mmap_state_dict(path)
     config = str(configs.config_dir(family))
-    yield "unet", UNet2DConditionModel.from_single_file(state, config=config, subfolder="unet",
-                                                        local_files_only=True, torch_dtype=dtype)
+    if not skip_unet:
+        yield "unet", UNet2DConditionModel.from_single_file(state, config=config, subfolder="unet",
+                                                            local_files_only=True, torch_dtype=dtype)
     yield "vae", AutoencoderKL.from_single_file(state, config=config, subfolder="vae", local_files_only=True,
                                                 torch_dtype=dtype)
     classes = [CLIPTextModel, CLIPTextModelWithProjection] if family == "sdxl" else [CLIPTextModel]
@@ -102,3 +104,22 @@ def test_sdxl_full_size_matches_diffusers(sdxl_full_file):
         assert tensor_digests(module) == ours[name], name
         del module
         gc.collect()
+
+
+def test_sdxl_full_size_text_encoders_and_vae_outputs(sdxl_full_file):
+    """fp32 outputs where memory allows: text encoders and VAE (an fp32 SDXL UNet is 10 GB)."""
+    from lcm_core.models.detect import detect_family
+    from lcm_core.models.reader import StateReader
+    from lcm_core.models.single_file import load_text_encoders, load_vae
+
+    with StateReader(sdxl_full_file) as reader:
+        det = detect_family(reader.shapes(), reader.metadata, reader.get)
+        encoders = load_text_encoders(reader, det, torch.float32)
+        expected = outputs(None, load_vae(reader, det, torch.float32), encoders, "sdxl")
+    del encoders
+    gc.collect()
+    refs = dict(reference_components(sdxl_full_file, "sdxl", torch.float32, skip_unet=True))
+    got = outputs(None, refs["vae"], [refs["te0"], refs["te1"]], "sdxl")
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        assert torch.isfinite(value).all() and (value - got[key]).abs().max().item() <= 1e-5, key
