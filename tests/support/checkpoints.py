@@ -295,9 +295,16 @@ def write_diffusers_folder(path: Path, family: str, root: Path, *, lcm: bool = F
 
 # --- full-size files, streamed ----------------------------------------------------------
 
-def _pool(seed: int, center: float, size: int = 1 << 22) -> np.ndarray:
+def _pool(seed: int, center: float, size: int = 1 << 23) -> np.ndarray:
+    """Random fp16 values, stored twice in a row so any window of `size` is one slice."""
     rng = np.random.default_rng(seed)
-    return (center + 0.02 * rng.standard_normal(size)).astype(np.float16)
+    values = (center + 0.02 * rng.standard_normal(size)).astype(np.float16)
+    return np.concatenate([values, values])
+
+
+def _window(pool: np.ndarray, start: int, n: int) -> np.ndarray:
+    size = pool.size // 2
+    return pool[start:start + n] if n <= size else np.resize(pool[start:start + size], n)
 
 
 def write_full_size(path: Path, manifest: str, seed: int = 0, metadata: dict | None = None) -> Path:
@@ -329,8 +336,7 @@ def write_full_size(path: Path, manifest: str, seed: int = 0, metadata: dict | N
                 continue
             is_norm = key.endswith("weight") and len(shapes[key]) == 1
             pool = ones if is_norm else weights
-            start = int(rng.integers(0, pool.size))
-            f.write(np.resize(np.roll(pool, -start), n).tobytes())
+            f.write(_window(pool, int(rng.integers(0, pool.size // 2)), n).tobytes())
     return path
 
 
