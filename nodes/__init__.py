@@ -7,9 +7,9 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import host, loaders
+from . import conditioning, host, latents, loaders, sampling
 
-_THEMES: tuple = (loaders,)
+_THEMES: tuple = (loaders, conditioning, sampling, latents)
 _HEADLESS_ONLY: tuple = ()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
