@@ -7,9 +7,9 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import conditioning, host, latents, lora, sampling
+from . import conditioning, host, latents, loaders, lora, sampling
 
-_THEMES: tuple = (lora, conditioning, sampling, latents)
+_THEMES: tuple = (loaders, lora, conditioning, sampling, latents)
 _HEADLESS_ONLY: tuple = ()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
