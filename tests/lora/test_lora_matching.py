@@ -11,31 +11,21 @@ import torch
 from lcm_core.errors import FamilyMismatchError, LoraError
 from lcm_core.lora import apply_lora, match_lora, parse_lora
 from lcm_core.lora.keymap import ldm_to_diffusers, unet_names
-from support.lora_files import (LCM_LORA_TARGETS, SD15_FULL_UNET, factors, linear_targets, model_handles, save,
+from support.lora_files import (LCM_LORA_TARGETS, factors, linear_targets, model_handles, save,
                                 tiny_models, write)
 
 # shared/ sits beside the repository (CI lays a copy there too).
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
-SDXL_FULL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
-                      block_out_channels=(320, 640, 1280), cross_attention_dim=2048, attention_head_dim=(5, 10, 20),
-                      down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                      up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                      transformer_layers_per_block=(1, 2, 10), use_linear_projection=True,
-                      addition_embed_type="text_time", addition_time_embed_dim=256,
-                      projection_class_embeddings_input_dim=2816)
 
 
-def _meta_unet(config: dict):
+def _meta_unet(family: str):
+    """The family's full-size UNet from the repo's config, on the meta device (no memory)."""
     from diffusers import UNet2DConditionModel
 
+    from lcm_core.models.configs import component_config
+
     with torch.device("meta"):
-        return UNet2DConditionModel(**config)
-
-
-def _sd15_config() -> dict:
-    """The repo's SD1.5 UNet config once the models work lands; the inline copy until then."""
-    path = Path(__file__).resolve().parents[2] / "lcm_core/models/configs/sd15/unet.json"
-    return json.loads(path.read_text()) if path.is_file() else SD15_FULL_UNET
+        return UNet2DConditionModel.from_config(component_config(family, "unet"))
 
 
 def _lcm_lora_state(unet, rank: int = 64) -> dict[str, torch.Tensor]:
@@ -50,12 +40,12 @@ def _lcm_lora_state(unet, rank: int = 64) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def full_sd15():
-    return _meta_unet(_sd15_config())
+    return _meta_unet("sd15")
 
 
 @pytest.fixture(scope="module")
 def full_sdxl():
-    return _meta_unet(SDXL_FULL_UNET)
+    return _meta_unet("sdxl")
 
 
 def test_full_size_lcm_lora_touches_every_key(full_sd15):

@@ -25,10 +25,6 @@ SDXL_UNET = dict(sample_size=8, in_channels=4, out_channels=4, layers_per_block=
                  transformer_layers_per_block=(1, 2, 2), use_linear_projection=True,
                  addition_embed_type="text_time", addition_time_embed_dim=8,
                  projection_class_embeddings_input_dim=6 * 8 + 32)
-SD15_FULL_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-                      block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
-                      down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-                      up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
 # The modules the published LCM-LoRA (diffusers' train_lcm_distill_lora_sd_wds.py) trains.
 LCM_LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2",
                     "conv1", "conv2", "conv_shortcut", "downsamplers.0.conv", "upsamplers.0.conv", "time_emb_proj")
