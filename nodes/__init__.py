@@ -7,9 +7,9 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import conditioning, host, latents, sampling, training
+from . import conditioning, host, latents, loaders, lora, sampling, training
 
-_THEMES: tuple = (conditioning, sampling, latents, training)
+_THEMES: tuple = (loaders, lora, conditioning, sampling, latents, training)
 _HEADLESS_ONLY: tuple = ()
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -66,25 +66,14 @@ def tiny_vae(family: str = "sd15", seed: int = 0) -> AutoencoderKL:
     return vae.eval()
 
 
-SD15_UNET_CONFIG = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
-)
-SD15_VAE_CONFIG = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    layers_per_block=2, norm_num_groups=32, sample_size=512, scaling_factor=0.18215,
-)
-
-
 def full_size_sd15(*, lcm: bool = True, seed: int = 0) -> tuple[UNet2DConditionModel, AutoencoderKL]:
     """The real SD1.5 UNet (plus LCM's `time_cond_proj_dim=256`) and VAE architectures with
     random fp32 weights (~3.8 GB): for checks that shapes and speed hold at full size."""
+    from lcm_core.models.configs import component_config
+
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**SD15_UNET_CONFIG, time_cond_proj_dim=256 if lcm else None)
-    return unet.eval(), AutoencoderKL(**SD15_VAE_CONFIG).eval()
+    unet = UNet2DConditionModel.from_config(component_config("sd15", "unet", lcm=lcm))
+    return unet.eval(), AutoencoderKL.from_config(component_config("sd15", "vae")).eval()
 
 
 def model_handle(unet, family: str = "sd15", *, prediction_type: str = "epsilon", method: str | None = None,
