@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("method", choices=METHODS, help="lcf: consistency fine-tuning; lcd: LCM-LoRA distillation")
     parser.add_argument("--config", type=Path, help="TOML file with training settings (top level or [training])")
     parser.add_argument("--model", required=True,
-                        help="diffusers model folder (a path, or a name in the models' diffusers folder)")
+                        help="checkpoint file or diffusers folder: a path, or a name in the models folders")
+    parser.add_argument("--dtype", default="fp32", choices=["auto", "fp16", "bf16", "fp32"],
+                        help="weights of the frozen parts (fp32 unless training in mixed precision)")
     parser.add_argument("--models-dir", type=Path, help="models root (loras/, diffusers/, ...); default LCM_MODELS_DIR")
     for field in dataclasses.fields(TrainingConfig):
         if field.name in _SKIP:
@@ -37,28 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
             kind = {"int": int, "float": float, "str": str}.get(str(field.type), float)
             parser.add_argument(flag, type=kind, default=None, help=f"default: {field.default}")
     return parser
-
-
-def load_diffusers_model(folder: Path):
-    """`(LCMModel, LCMClip, LCMVae)` from a diffusers SD1.x/SD2.x folder, offline."""
-    import torch
-    from diffusers import StableDiffusionPipeline
-
-    from ..models.handles import LCMClip, LCMModel, LCMVae
-
-    pipe = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True, safety_checker=None,
-                                                   requires_safety_checker=False, dtype=torch.float32)
-    family = "sd2" if pipe.text_encoder.config.hidden_size == 1024 else "sd15"
-    prediction = pipe.scheduler.config.get("prediction_type", "epsilon")
-    if prediction == "v_prediction":
-        family = "sd2-v"
-    lcm = pipe.unet.config.get("time_cond_proj_dim") is not None
-    model = LCMModel(unet=pipe.unet, family=family, prediction_type=prediction,
-                     scheduler_config=dict(pipe.scheduler.config), lcm_distilled=lcm, method="lcm" if lcm else "none",
-                     source=str(folder))
-    clip = LCMClip(tokenizers=(pipe.tokenizer,), text_encoders=(pipe.text_encoder,), family=family, source=str(folder))
-    vae = LCMVae(vae=pipe.vae, family=family, scaling_factor=pipe.vae.config.scaling_factor, source=str(folder))
-    return model, clip, vae
 
 
 class _CliReporter:
@@ -106,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             config = TrainingConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
         if args.models_dir:
             paths.configure(paths.LocalFolders(args.models_dir))
-        folder = Path(args.model)
-        if not folder.is_dir():
-            folder = paths.resolve("diffusers", args.model, input_name="model")
-        handles = load_diffusers_model(folder)
+        from ..models import load_checkpoint
+
+        model = Path(args.model) if Path(args.model).exists() else args.model
+        handles = load_checkpoint(model, dtype=args.dtype)
         from .lcd import train_lcd
         from .lcf import train_lcf
 

@@ -208,14 +208,12 @@ def _finish(accelerator, model, clip, vae, config: TrainingConfig, student: Stud
 
 
 def _lora_handle(model, clip, unet, saved: Path | None, method: str):
-    """The input handle plus the saved LoRA through our LoRA loader when it is present;
-    otherwise (or on non-main processes) a handle on the trained UNet copy, LoRA active."""
-    try:
-        from ..lora.apply import apply_lora
-    except ImportError:
-        apply_lora = None
-    if apply_lora is None or saved is None:
+    """The input handle plus the saved LoRA (through our LoRA loader, so the base UNet stays
+    shared); on non-main processes, which save nothing, the trained UNet copy itself."""
+    if saved is None:
         unet.requires_grad_(False)
-        return model.replace(unet=unet, patches=(), method=method, source=str(saved or model.source))
+        return model.replace(unet=unet, patches=(), method=method, source=model.source)
+    from ..lora.apply import apply_lora
+
     trained, _ = apply_lora(model, clip, saved, 1.0, 0.0)
     return trained.replace(method=method)

@@ -30,53 +30,18 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _atomic_safetensors(path: Path, tensors: dict, metadata: dict) -> None:
-    from safetensors.torch import save
-
-    _atomic_bytes(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
-
-
-def kohya_state_dict(peft_sd: dict, alpha: float) -> dict:
-    """PEFT keys (`down_blocks.0…proj_in.lora_A.weight`) as kohya keys with diffusers module
-    names (`lora_unet_down_blocks_0_…_proj_in.lora_down.weight` plus `.alpha`), the layout
-    ComfyUI's LoraLoader and diffusers' `load_lora_weights` both read."""
-    out = {}
-    for key, value in peft_sd.items():
-        module, kind, _ = key.rsplit(".", 2)
-        base = "lora_unet_" + module.replace(".", "_")
-        out[f"{base}.{'lora_down' if kind == 'lora_A' else 'lora_up'}.weight"] = value
-        if kind == "lora_A":
-            out[f"{base}.alpha"] = torch.tensor(float(alpha))
-    return out
-
-
-def _save_lora(path: Path, unet_lora: dict, *, family: str, layout: str, alpha: float, metadata: dict) -> Path:
-    """Private stand-in for `lcm_core.lora.save.save_lora` (kohya / PEFT layouts, atomic)."""
-    rank = next(v.shape[0] for k, v in unet_lora.items() if k.endswith("lora_A.weight"))
-    meta = {"lcm_family": family, "ss_network_dim": str(rank), "ss_network_alpha": str(alpha),
-            **{k: str(v) for k, v in metadata.items()}}
-    if layout == "kohya":
-        tensors = kohya_state_dict(unet_lora, alpha)
-    else:
-        tensors = {f"unet.{k}": v for k, v in unet_lora.items()}
-        modules = sorted({k.rsplit(".", 2)[0] for k in unet_lora})
-        meta["format"] = "pt"
-        meta["lora_adapter_metadata"] = json.dumps({"unet.r": rank, "unet.lora_alpha": alpha,
-                                                    "unet.target_modules": modules})
-    _atomic_safetensors(path, tensors, meta)
-    return path
-
-
 def save_lora_outputs(unet_lora: dict, save_name: str, family: str, alpha: float, run_dir: Path,
                       metadata: dict, with_peft: bool) -> Path:
     """The kohya-layout LoRA into the `loras` folder (its path returned) and, optionally, the
     PEFT layout into `run_dir`."""
+    from ..lora.save import save_lora
+
     name = save_name if save_name.endswith(".safetensors") else f"{save_name}.safetensors"
     target = paths.resolve("loras", name, input_name="save_name", must_exist=False)
-    _save_lora(target, unet_lora, family=family, layout="kohya", alpha=alpha, metadata=metadata)
+    save_lora(target, unet_lora, family=family, layout="kohya", alpha=alpha, metadata=metadata, overwrite=True)
     if with_peft:
-        _save_lora(run_dir / f"{Path(name).stem}.peft.safetensors", unet_lora, family=family, layout="peft",
-                   alpha=alpha, metadata=metadata)
+        save_lora(run_dir / f"{Path(name).stem}.peft.safetensors", unet_lora, family=family, layout="peft",
+                  alpha=alpha, metadata=metadata, overwrite=True)
     return target
 
 

@@ -10,7 +10,7 @@ from lcm_core.errors import InputError
 from lcm_core.training.config import TrainingConfig
 from lcm_core.training.consistency import (DDIMSolver, NoiseSchedule, consistency_loss, guidance_scale_embedding,
                                            scalings_for_boundary_conditions)
-from lcm_core.training.outputs import draw_loss_curve, image_tensor, kohya_state_dict
+from lcm_core.training.outputs import draw_loss_curve, image_tensor
 from support.training_models import SD_SCHEDULER
 
 
@@ -56,16 +56,6 @@ def test_huber_is_pseudo_huber_with_c_0_001_and_l2_is_mse():
     a, b = torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0])
     assert consistency_loss(a, b).item() == pytest.approx(((1 + 1e-6) ** 0.5 - 1e-3) / 2, rel=1e-6)
     assert consistency_loss(a, b, "l2").item() == pytest.approx(0.5)
-
-
-def test_kohya_keys_follow_comfyui_and_diffusers_naming():
-    peft = {"down_blocks.0.attentions.0.proj_in.lora_A.weight": torch.ones(4, 8),
-            "down_blocks.0.attentions.0.proj_in.lora_B.weight": torch.ones(8, 4)}
-    kohya = kohya_state_dict(peft, 4.0)
-    assert set(kohya) == {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight",
-                          "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight",
-                          "lora_unet_down_blocks_0_attentions_0_proj_in.alpha"}
-    assert kohya["lora_unet_down_blocks_0_attentions_0_proj_in.alpha"].item() == 4.0
 
 
 def test_loss_curve_is_an_image_tensor_with_the_curve_drawn():
