@@ -7,10 +7,10 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import host
+from . import host, io
 
 _THEMES: tuple = ()
-_HEADLESS_ONLY: tuple = ()
+_HEADLESS_ONLY: tuple = (io,)
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
