@@ -228,7 +228,7 @@ def _ancestors(start: str, edges: dict[str, set]) -> set:
 
 
 def find_cycles(nodes: set, edges: dict[str, set]) -> set:
-    """Nodes that lie on a dependency cycle (Kahn's algorithm leaves them unsorted)."""
+    """Nodes that lie on a dependency cycle (reachable from themselves)."""
     pending = {n: len(edges.get(n, set()) & nodes) for n in nodes}
     children: dict[str, list] = {n: [] for n in nodes}
     for n in nodes:
@@ -240,7 +240,8 @@ def find_cycles(nodes: set, edges: dict[str, set]) -> set:
             pending[child] -= 1
             if pending[child] == 0:
                 ready.append(child)
-    return {n for n, count in pending.items() if count > 0}
+    stuck = {n for n, count in pending.items() if count > 0}
+    return {n for n in stuck if any(n in _ancestors(p, edges) for p in edges.get(n, set()) & stuck)}
 
 
 def _structure(prompt: Any, classes: dict[str, type]) -> Validation | None:
