@@ -1,0 +1,61 @@
+"""`lcm-run serve`: ComfyUI's HTTP + WebSocket API (and its editor, with `[ui]`) on this engine."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Sequence
+
+from .. import paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lcm-run serve",
+        description="Serve ComfyUI's API (and, with the [ui] extra, its node editor) for comfyui-lcm's nodes.")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8188, help="port (default 8188; 0 picks a free one)")
+    parser.add_argument("--models-dir", type=Path, help="folder with checkpoints/, loras/, ... "
+                        "(default: $LCM_MODELS_DIR, a ComfyUI install's models/, or the pack's models/)")
+    parser.add_argument("--input-dir", type=Path, help="uploads and LoadImage files (default ./input)")
+    parser.add_argument("--output-dir", type=Path, help="saved images (default ./output)")
+    parser.add_argument("--temp-dir", type=Path, help="preview images (default ./temp)")
+    parser.add_argument("--user-dir", type=Path, help="editor settings and saved workflows (default ./user)")
+    parser.add_argument("--max-upload-size", type=float, default=100.0, metavar="MB",
+                        help="largest request body in MB (default 100)")
+    parser.add_argument("--no-frontend", action="store_true", help="serve the API only, not the editor")
+    return parser
+
+
+def make_state(args: argparse.Namespace, node_classes: dict | None = None, display_names: dict | None = None):
+    """Configure the folders and build the server state for parsed `args`."""
+    from ..graph.registry import display_names as registry_names
+    from ..graph.registry import node_classes as registry_classes
+    from .frontend import find_frontend
+    from .state import ServerOptions, ServerState
+
+    paths.configure(paths.LocalFolders(
+        models_dir=args.models_dir or paths.default_models_dir(), input_dir=args.input_dir,
+        output_dir=args.output_dir, temp_dir=args.temp_dir))
+    options = ServerOptions(host=args.host, port=args.port, max_upload_mb=args.max_upload_size,
+                            user_dir=args.user_dir, frontend_root=None if args.no_frontend else find_frontend())
+    return ServerState(node_classes if node_classes is not None else registry_classes(),
+                       display_names if display_names is not None else registry_names(), options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until Ctrl-C."""
+    from aiohttp import web
+
+    from .app import build_app
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    state = make_state(args)
+    where = f"http://{args.host}:{args.port}/"
+    editor = "editor and API" if state.options.frontend_root else "API only (pip install comfyui-lcm[ui] for the editor)"
+    print(f"lcm-run serve: {editor} on {where}", flush=True)
+    web.run_app(build_app(state), host=args.host, port=args.port, access_log=None, print=None)
+    return 0
