@@ -70,10 +70,11 @@ def apply_overrides(prompt: dict, overrides: Sequence[str]) -> dict:
     return prompt
 
 
-def list_nodes(out=sys.stdout) -> None:
+def list_nodes(out=None) -> None:
     """Print every node class with its display name, category and inputs."""
     from .registry import display_names, node_classes
 
+    out = out or sys.stdout
     names = display_names()
     for class_type, cls in sorted(node_classes().items()):
         declared = cls.INPUT_TYPES()
@@ -86,10 +87,10 @@ def list_nodes(out=sys.stdout) -> None:
 class Console:
     """Event sink for the terminal: a tqdm bar per sampling node on a TTY, plain lines otherwise."""
 
-    def __init__(self, prompt: dict, stream=sys.stderr):
+    def __init__(self, prompt: dict, stream=None):
         self.prompt = prompt
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.bar = None
 
     def _line(self, text: str) -> None:
@@ -129,7 +130,8 @@ class Console:
             self._close_bar()
 
 
-def _print_failure(result: RunResult, stream=sys.stderr) -> None:
+def _print_failure(result: RunResult) -> None:
+    stream = sys.stderr
     error = result.error or {}
     if result.status == "invalid":
         stream.write(f"invalid workflow: {error.get('message')}\n")

@@ -149,8 +149,8 @@ class Executor:
         live = set(signatures.values())
         self._cache = {k: v for k, v in self._cache.items() if k in live}
         if result.ok:
-            self.emit(Event("executing", {"node": None, "prompt_id": prompt_id}))
             self.emit(payload("execution_success", prompt_id=prompt_id))
+            self.emit(Event("executing", {"node": None, "prompt_id": prompt_id}))
         result.seconds = time.perf_counter() - started
         return result
 
@@ -169,6 +169,9 @@ class Executor:
             if entry.ui is not None:
                 self.emit(Event("executed", {"node": node_id, "display_node": node_id, "output": entry.ui,
                                              "prompt_id": result.prompt_id}))
+        elif node_id in result.output_nodes:
+            self.emit(Event("executed", {"node": node_id, "display_node": node_id, "output": entry.ui,
+                                         "prompt_id": result.prompt_id}))
         values[node_id] = entry.outputs
         if entry.ui is not None:
             result.outputs[node_id] = entry.ui
@@ -251,13 +254,12 @@ class Executor:
         if isinstance(ex, LCMError) and ex.details:
             message = f"{message}\n{ex.details}"
         current_inputs = {k: [_format_value(v)] for k, v in (failed.inputs or {}).items()}
-        current_outputs = {n: [[_format_value(x)] for x in outs] for n, outs in values.items()}
         result.status = "error"
         result.error = payload(
             "execution_error", prompt_id=result.prompt_id, node_id=node_id, node_type=class_type,
             executed=list(result.executed), exception_message=message, exception_type=_full_type_name(type(ex)),
             traceback=traceback.format_tb(ex.__traceback__), current_inputs=current_inputs,
-            current_outputs=current_outputs).data
+            current_outputs=list(values)).data
         if isinstance(ex, LCMError):
             result.error["error"] = ex.to_comfy()
         self.emit(Event("execution_error", result.error))

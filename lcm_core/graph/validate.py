@@ -263,7 +263,7 @@ def _structure(prompt: Any, classes: dict[str, type]) -> Validation | None:
             hint = f" Close matches: {', '.join(close)}." if close else ""
             title = (entry.get("_meta") or {}).get("title", kind) if isinstance(entry.get("_meta"), dict) else kind
             missing[str(node_id)] = {
-                "errors": [error("missing_node_type", f"Node '{kind}' not found. The custom node may not be installed.",
+                "errors": [error("invalid_prompt", f"Cannot execute because node {kind} does not exist.",
                                  f"Node ID '#{node_id}'.{hint}", node_id=str(node_id), class_type=kind,
                                  node_title=title, close_matches=close)],
                 "dependent_outputs": [], "class_type": kind}
