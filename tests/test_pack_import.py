@@ -74,6 +74,6 @@ def test_every_node_declares_the_protocol(tmp_path):
 
 def test_host_paths_come_from_folder_paths(tmp_path):
     with comfy_host(tmp_path) as (pack, _record, dirs):
-        paths = sys.modules[f"{PACK_ROOT.name}.lcm_core.paths"]
+        paths = sys.modules[f"{pack.__name__}.lcm_core.paths"]
         assert paths.folders("checkpoints") == [dirs["models"] / "checkpoints"]
         assert paths.folders("output") == [dirs["output"]]
