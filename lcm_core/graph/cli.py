@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", type=Path, metavar="OUT.json", help="write a JSON run report")
     parser.add_argument("--junit", type=Path, metavar="OUT.xml", help="write a JUnit XML report")
     parser.add_argument("--validate-only", action="store_true", help="check the workflow; run nothing")
+    parser.add_argument("--export-api", type=Path, metavar="OUT.json",
+                        help="write the API-format prompt (after UI conversion and --set) to OUT.json")
     parser.add_argument("--list-nodes", action="store_true", help="list the node classes and exit")
     return parser
 
@@ -191,6 +193,8 @@ def run_workflow(args: argparse.Namespace) -> RunResult:
         prompt = apply_overrides(prompt, args.overrides)
     except LCMError as ex:
         return _invalid(ex)
+    if args.export_api:
+        args.export_api.write_text(json.dumps(prompt, indent=2) + "\n", encoding="utf-8")
     executor = Executor(classes)
     if args.validate_only:
         checked = executor.validate(prompt)
