@@ -30,6 +30,7 @@ class Validation:
     node_errors: dict = field(default_factory=dict)
     outputs: list = field(default_factory=list)
     prompt: dict = field(default_factory=dict)
+    input_types: dict = field(default_factory=dict)
 
     def to_comfy(self) -> dict:
         """ComfyUI's `/prompt` failure body."""
@@ -127,12 +128,15 @@ class _Validator:
         self.classes = classes
         self.errors: dict[str, list] = {}
         self.edges: dict[str, set] = {}
+        self.input_types: dict[str, dict] = {}
 
     def node(self, node_id: str) -> None:
         entry = self.prompt[node_id]
         cls = self.classes[entry["class_type"]]
         inputs = entry["inputs"]
-        declared = cls.INPUT_TYPES()
+        declared = self.input_types.get(entry["class_type"])
+        if declared is None:
+            declared = self.input_types[entry["class_type"]] = cls.INPUT_TYPES()
         required = declared.get("required") or {}
         optional = declared.get("optional") or {}
         custom_args = _validate_args(cls)
@@ -312,8 +316,9 @@ def validate_prompt(prompt: Any, classes: dict[str, type], *, strict: bool = Tru
     if node_errors and (strict or not good):
         lines = [f"{e['message']}: {e['details']}" for n in node_errors for e in node_errors[n]["errors"]]
         return Validation(ok=False, error=error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
-                                                "\n".join(lines)), node_errors=node_errors, outputs=good, prompt=prompt)
-    return Validation(ok=True, node_errors=node_errors, outputs=good, prompt=prompt)
+                                                "\n".join(lines)), node_errors=node_errors, outputs=good, prompt=prompt,
+                          input_types=checker.input_types)
+    return Validation(ok=True, node_errors=node_errors, outputs=good, prompt=prompt, input_types=checker.input_types)
 
 
 def _id_key(node_id: str) -> tuple:
