@@ -3,8 +3,13 @@
 The answer mirrors the body of ComfyUI's `POST /prompt` on failure:
 `{"error": {type, message, details, extra_info}, "node_errors": {id: {"errors": [...],
 "dependent_outputs": [...], "class_type": ...}}}` with ComfyUI's own error type strings.
-Unlike ComfyUI (which runs the outputs that did validate), `strict=True` refuses the
-whole prompt when any output fails, which is what CI wants.
+Checked against ComfyUI 0.3.64's own `validate_prompt` on the same malformed prompts:
+the types agree, except where ComfyUI accepts or crashes and we refuse with a reason —
+`strict=True` refuses the whole prompt when any output fails (ComfyUI runs the outputs
+that did validate); a link to a missing node or slot is `bad_linked_input` (ComfyUI:
+`exception_during_inner_validation`); negative slots, booleans or fractions for INT,
+null/objects for STRING, and constants for link-only types are `invalid_input_type`
+(ComfyUI converts or passes them); cycles are `dependency_cycle` on the nodes involved.
 """
 
 from __future__ import annotations
