@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,8 +18,9 @@ HEADLESS_NODES = {"LoadImage", "SaveImage", "PreviewImage", "EmptyLatentImage"}
 
 
 def _run(code: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACK_ROOT), str(PACK_ROOT / "tests")])}
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=PACK_ROOT / "tests",
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
