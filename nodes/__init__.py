@@ -7,9 +7,9 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import host, io
+from . import conditioning, host, io
 
-_THEMES: tuple = ()
+_THEMES: tuple = (conditioning,)
 _HEADLESS_ONLY: tuple = (io,)
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,8 +18,9 @@ HEADLESS_NODES = {"LoadImage", "SaveImage", "PreviewImage", "EmptyLatentImage"}
 
 
 def _run(code: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACK_ROOT), str(PACK_ROOT / "tests")])}
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=PACK_ROOT / "tests",
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -74,6 +76,6 @@ def test_every_node_declares_the_protocol(tmp_path):
 
 def test_host_paths_come_from_folder_paths(tmp_path):
     with comfy_host(tmp_path) as (pack, _record, dirs):
-        paths = sys.modules[f"{PACK_ROOT.name}.lcm_core.paths"]
+        paths = sys.modules[f"{pack.__name__}.lcm_core.paths"]
         assert paths.folders("checkpoints") == [dirs["models"] / "checkpoints"]
         assert paths.folders("output") == [dirs["output"]]

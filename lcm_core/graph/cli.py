@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", type=Path, metavar="OUT.json", help="write a JSON run report")
     parser.add_argument("--junit", type=Path, metavar="OUT.xml", help="write a JUnit XML report")
     parser.add_argument("--validate-only", action="store_true", help="check the workflow; run nothing")
+    parser.add_argument("--export-api", type=Path, metavar="OUT.json",
+                        help="write the API-format prompt (after UI conversion and --set) to OUT.json")
     parser.add_argument("--list-nodes", action="store_true", help="list the node classes and exit")
     return parser
 
@@ -70,10 +72,11 @@ def apply_overrides(prompt: dict, overrides: Sequence[str]) -> dict:
     return prompt
 
 
-def list_nodes(out=sys.stdout) -> None:
+def list_nodes(out=None) -> None:
     """Print every node class with its display name, category and inputs."""
     from .registry import display_names, node_classes
 
+    out = out or sys.stdout
     names = display_names()
     for class_type, cls in sorted(node_classes().items()):
         declared = cls.INPUT_TYPES()
@@ -86,10 +89,10 @@ def list_nodes(out=sys.stdout) -> None:
 class Console:
     """Event sink for the terminal: a tqdm bar per sampling node on a TTY, plain lines otherwise."""
 
-    def __init__(self, prompt: dict, stream=sys.stderr):
+    def __init__(self, prompt: dict, stream=None):
         self.prompt = prompt
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.bar = None
 
     def _line(self, text: str) -> None:
@@ -129,7 +132,8 @@ class Console:
             self._close_bar()
 
 
-def _print_failure(result: RunResult, stream=sys.stderr) -> None:
+def _print_failure(result: RunResult) -> None:
+    stream = sys.stderr
     error = result.error or {}
     if result.status == "invalid":
         stream.write(f"invalid workflow: {error.get('message')}\n")
@@ -189,6 +193,8 @@ def run_workflow(args: argparse.Namespace) -> RunResult:
         prompt = apply_overrides(prompt, args.overrides)
     except LCMError as ex:
         return _invalid(ex)
+    if args.export_api:
+        args.export_api.write_text(json.dumps(prompt, indent=2) + "\n", encoding="utf-8")
     executor = Executor(classes)
     if args.validate_only:
         checked = executor.validate(prompt)

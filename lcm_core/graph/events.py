@@ -9,8 +9,8 @@ wraps each as `{"type": name, "data": data}`:
 | `execution_cached` | after planning | `nodes` (ids served from cache), `prompt_id`, `timestamp` |
 | `executing` | a node starts (`node: None` when the run ends) | `node`, `display_node`, `prompt_id` |
 | `progress` | a sampling/training step | `value`, `max`, `prompt_id`, `node` |
-| `executed` | an output node returned a `ui` | `node`, `display_node`, `output`, `prompt_id` |
-| `execution_error` | a node raised | `prompt_id`, `node_id`, `node_type`, `executed`, `exception_message`, `exception_type`, `traceback`, `current_inputs`, `current_outputs`, `timestamp` |
+| `executed` | an output node returned a `ui`, or was served from cache | `node`, `display_node`, `output`, `prompt_id` |
+| `execution_error` | a node raised | `prompt_id`, `node_id`, `node_type`, `executed`, `exception_message`, `exception_type`, `traceback`, `current_inputs`, `current_outputs` (ids of nodes with outputs), `timestamp` |
 | `execution_interrupted` | the user stopped the run | `prompt_id`, `node_id`, `node_type`, `executed`, `timestamp` |
 | `execution_success` | run finished | `prompt_id`, `timestamp` |
 

@@ -111,6 +111,7 @@ class Executor:
         self._cache: dict[Any, _Entry] = {}
         self._objects: dict[tuple, Any] = {}
         self._interrupt = threading.Event()
+        self._declared: dict[str, dict] = {}
 
     def interrupt(self) -> None:
         """Ask the running prompt to stop at the next step or node boundary."""
@@ -133,6 +134,7 @@ class Executor:
         if not checked.ok:
             return RunResult("invalid", prompt_id, error=checked.error, node_errors=checked.node_errors)
         prompt = checked.prompt
+        self._declared = checked.input_types
         self._interrupt.clear()
         order = execution_order(prompt, checked.outputs)
         signatures = self._signatures(prompt, order)
@@ -149,8 +151,8 @@ class Executor:
         live = set(signatures.values())
         self._cache = {k: v for k, v in self._cache.items() if k in live}
         if result.ok:
-            self.emit(Event("executing", {"node": None, "prompt_id": prompt_id}))
             self.emit(payload("execution_success", prompt_id=prompt_id))
+            self.emit(Event("executing", {"node": None, "prompt_id": prompt_id}))
         result.seconds = time.perf_counter() - started
         return result
 
@@ -169,6 +171,9 @@ class Executor:
             if entry.ui is not None:
                 self.emit(Event("executed", {"node": node_id, "display_node": node_id, "output": entry.ui,
                                              "prompt_id": result.prompt_id}))
+        elif node_id in result.output_nodes:
+            self.emit(Event("executed", {"node": node_id, "display_node": node_id, "output": entry.ui,
+                                         "prompt_id": result.prompt_id}))
         values[node_id] = entry.outputs
         if entry.ui is not None:
             result.outputs[node_id] = entry.ui
@@ -180,7 +185,7 @@ class Executor:
         cls = self.node_classes[class_type]
         kwargs = None
         try:
-            kwargs = self._inputs(node_id, cls, prompt, values, extra_pnginfo)
+            kwargs = self._inputs(node_id, self._declared[class_type], prompt, values, extra_pnginfo)
             obj = self._objects.get((node_id, class_type))
             if obj is None:
                 obj = self._objects[(node_id, class_type)] = cls()
@@ -192,8 +197,7 @@ class Executor:
             raise _NodeFailed(node_id, ex, kwargs) from ex
 
     @staticmethod
-    def _inputs(node_id: str, cls: type, prompt: dict, values: dict, extra_pnginfo: dict | None) -> dict:
-        declared = cls.INPUT_TYPES()
+    def _inputs(node_id: str, declared: dict, prompt: dict, values: dict, extra_pnginfo: dict | None) -> dict:
         known = {**(declared.get("required") or {}), **(declared.get("optional") or {})}
         kwargs = {}
         for name, value in prompt[node_id]["inputs"].items():
@@ -233,7 +237,7 @@ class Executor:
                     parts.append((name, signatures[str(value[0])], value[1]))
                 else:
                     parts.append((name, _const_key(value)))
-            hidden = tuple((cls.INPUT_TYPES().get("hidden") or {}).values())
+            hidden = tuple((self._declared[entry["class_type"]].get("hidden") or {}).values())
             unique = node_id if "UNIQUE_ID" in hidden or getattr(cls, "NOT_IDEMPOTENT", False) else None
             signatures[node_id] = (entry["class_type"], tuple(parts), _is_changed(cls, entry["inputs"]), unique)
         return signatures
@@ -251,13 +255,12 @@ class Executor:
         if isinstance(ex, LCMError) and ex.details:
             message = f"{message}\n{ex.details}"
         current_inputs = {k: [_format_value(v)] for k, v in (failed.inputs or {}).items()}
-        current_outputs = {n: [[_format_value(x)] for x in outs] for n, outs in values.items()}
         result.status = "error"
         result.error = payload(
             "execution_error", prompt_id=result.prompt_id, node_id=node_id, node_type=class_type,
             executed=list(result.executed), exception_message=message, exception_type=_full_type_name(type(ex)),
             traceback=traceback.format_tb(ex.__traceback__), current_inputs=current_inputs,
-            current_outputs=current_outputs).data
+            current_outputs=list(values)).data
         if isinstance(ex, LCMError):
             result.error["error"] = ex.to_comfy()
         self.emit(Event("execution_error", result.error))

@@ -3,8 +3,13 @@
 The answer mirrors the body of ComfyUI's `POST /prompt` on failure:
 `{"error": {type, message, details, extra_info}, "node_errors": {id: {"errors": [...],
 "dependent_outputs": [...], "class_type": ...}}}` with ComfyUI's own error type strings.
-Unlike ComfyUI (which runs the outputs that did validate), `strict=True` refuses the
-whole prompt when any output fails, which is what CI wants.
+Checked against ComfyUI 0.3.64's own `validate_prompt` on the same malformed prompts:
+the types agree, except where ComfyUI accepts or crashes and we refuse with a reason —
+`strict=True` refuses the whole prompt when any output fails (ComfyUI runs the outputs
+that did validate); a link to a missing node or slot is `bad_linked_input` (ComfyUI:
+`exception_during_inner_validation`); negative slots, booleans or fractions for INT,
+null/objects for STRING, and constants for link-only types are `invalid_input_type`
+(ComfyUI converts or passes them); cycles are `dependency_cycle` on the nodes involved.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class Validation:
     node_errors: dict = field(default_factory=dict)
     outputs: list = field(default_factory=list)
     prompt: dict = field(default_factory=dict)
+    input_types: dict = field(default_factory=dict)
 
     def to_comfy(self) -> dict:
         """ComfyUI's `/prompt` failure body."""
@@ -127,12 +133,15 @@ class _Validator:
         self.classes = classes
         self.errors: dict[str, list] = {}
         self.edges: dict[str, set] = {}
+        self.input_types: dict[str, dict] = {}
 
     def node(self, node_id: str) -> None:
         entry = self.prompt[node_id]
         cls = self.classes[entry["class_type"]]
         inputs = entry["inputs"]
-        declared = cls.INPUT_TYPES()
+        declared = self.input_types.get(entry["class_type"])
+        if declared is None:
+            declared = self.input_types[entry["class_type"]] = cls.INPUT_TYPES()
         required = declared.get("required") or {}
         optional = declared.get("optional") or {}
         custom_args = _validate_args(cls)
@@ -263,7 +272,7 @@ def _structure(prompt: Any, classes: dict[str, type]) -> Validation | None:
             hint = f" Close matches: {', '.join(close)}." if close else ""
             title = (entry.get("_meta") or {}).get("title", kind) if isinstance(entry.get("_meta"), dict) else kind
             missing[str(node_id)] = {
-                "errors": [error("missing_node_type", f"Node '{kind}' not found. The custom node may not be installed.",
+                "errors": [error("invalid_prompt", f"Cannot execute because node {kind} does not exist.",
                                  f"Node ID '#{node_id}'.{hint}", node_id=str(node_id), class_type=kind,
                                  node_title=title, close_matches=close)],
                 "dependent_outputs": [], "class_type": kind}
@@ -312,8 +321,9 @@ def validate_prompt(prompt: Any, classes: dict[str, type], *, strict: bool = Tru
     if node_errors and (strict or not good):
         lines = [f"{e['message']}: {e['details']}" for n in node_errors for e in node_errors[n]["errors"]]
         return Validation(ok=False, error=error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
-                                                "\n".join(lines)), node_errors=node_errors, outputs=good, prompt=prompt)
-    return Validation(ok=True, node_errors=node_errors, outputs=good, prompt=prompt)
+                                                "\n".join(lines)), node_errors=node_errors, outputs=good, prompt=prompt,
+                          input_types=checker.input_types)
+    return Validation(ok=True, node_errors=node_errors, outputs=good, prompt=prompt, input_types=checker.input_types)
 
 
 def _id_key(node_id: str) -> tuple:

@@ -40,6 +40,7 @@ def test_identical_rerun_is_fully_cached_and_keeps_ui(folders):  # noqa: F811
     again = executor.run(txt2img_prompt())
     assert again.executed == [] and not CALLS
     assert again.outputs == first.outputs
+    assert again.cached == ["1", "2", "3", "4", "5", "6"]
 
 
 def test_cache_is_per_executor(folders):  # noqa: F811
@@ -138,7 +139,7 @@ def test_events_are_comfyui_messages_in_order(folders):  # noqa: F811
     Executor(all_nodes(), emit=log).run(txt2img_prompt(steps=2), prompt_id="p1")
     assert set(log.names()) <= set(EVENT_NAMES)
     assert log.names()[:2] == ["execution_start", "execution_cached"]
-    assert log.names()[-2:] == ["executing", "execution_success"]
+    assert log.names()[-2:] == ["execution_success", "executing"]
     executing = [e.data["node"] for e in log.events if e.name == "executing"]
     assert executing == ["1", "2", "3", "4", "5", "6", None]
     progress = [e.data for e in log.events if e.name == "progress"]

@@ -85,8 +85,8 @@ CASES = [
     ("inputs_not_object", {"1": {"class_type": "SaveImage", "inputs": [1]}}, "invalid_prompt", None, None, None),
     ("empty_prompt", {}, "prompt_no_outputs", None, None, None),
     ("no_output_node", _without("6"), "prompt_no_outputs", None, None, None),
-    ("unknown_class", _renamed("4", "LCMSamplr"), "missing_node_type", "4", "missing_node_type", None),
-    ("unknown_class_ui", _ui_unknown_node(), "missing_node_type", "1", "missing_node_type", None),
+    ("unknown_class", _renamed("4", "LCMSamplr"), "invalid_prompt", "4", "invalid_prompt", None),
+    ("unknown_class_ui", _ui_unknown_node(), "invalid_prompt", "1", "invalid_prompt", None),
     ("missing_required", _edit(**{"4.seed": DELETE}), "prompt_outputs_failed_validation", "4",
      "required_input_missing", "seed"),
     ("missing_required_link", _edit(**{"5.vae": DELETE}), "prompt_outputs_failed_validation", "5",
@@ -199,6 +199,7 @@ def test_unknown_class_lists_close_matches():
     info = result.node_errors["4"]["errors"][0]
     assert "LCMSampler" in info["extra_info"]["close_matches"]
     assert "LCMSampler" in info["details"]
+    assert info["message"] == "Cannot execute because node LCMSamplr does not exist."
 
 
 def test_errors_match_comfyui_messages():

@@ -244,3 +244,10 @@ def txt2img_prompt(seed: int = 1, text: str = "a cat", steps: int = 2) -> dict:
         "5": {"class_type": "LCMVAEDecode", "inputs": {"vae": ["1", 2], "samples": ["4", 0]}},
         "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "test"}},
     }
+
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "LCMCheckpointLoader": "Load LCM Checkpoint", "LCMLoraLoader": "Apply LoRA (LCM)",
+    "LCMTextEncode": "LCM Text Encode", "LCMSampler": "LCM Sampler", "LCMVAEDecode": "LCM VAE Decode",
+    "LCMVAEEncode": "LCM VAE Encode", "LoadImage": "Load Image", "SaveImage": "Save Image",
+    "PreviewImage": "Preview Image", "EmptyLatentImage": "Empty Latent Image",
+}

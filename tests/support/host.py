@@ -1,7 +1,7 @@
 """Import the pack the way ComfyUI does, with minimal stand-ins for ComfyUI's modules.
 
-ComfyUI loads a custom node folder with `spec_from_file_location(<folder name>,
-<folder>/__init__.py)` after it has imported `folder_paths`, `comfy.utils`,
+ComfyUI loads a custom node folder with `spec_from_file_location(<folder path with "."
+replaced by "_x_">, <folder>/__init__.py)` after it has imported `folder_paths`, `comfy.utils`,
 `comfy.model_management` and `server`. `load_pack(...)` reproduces that, so the node
 layer's behaviour inside a host is tested without ComfyUI.
 """
@@ -146,7 +146,7 @@ def comfy_host(tmp: Path, pack_root: Path = PACK_ROOT, module_name: str | None =
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     saved = {k: sys.modules.get(k) for k in STANDIN_NAMES}
-    name = module_name or pack_root.name
+    name = module_name or comfy_module_name(pack_root)
     sys.modules["folder_paths"] = _folder_paths(dirs["models"], dirs["input"], dirs["output"], dirs["temp"])
     sys.modules.update(_comfy(record))
     _forget_pack(name)
@@ -164,11 +164,15 @@ def comfy_host(tmp: Path, pack_root: Path = PACK_ROOT, module_name: str | None =
         paths.configure(None)
 
 
+def comfy_module_name(pack_root: Path) -> str:
+    """The `sys.modules` name ComfyUI gives a custom node folder: its path, dots escaped."""
+    return str(pack_root).replace(".", "_x_")
+
+
 def import_pack(pack_root: Path = PACK_ROOT, module_name: str | None = None) -> types.ModuleType:
     """Import the pack folder exactly as ComfyUI's `load_custom_node` does."""
-    name = module_name or pack_root.name
-    spec = importlib.util.spec_from_file_location(name, pack_root / "__init__.py",
-                                                  submodule_search_locations=[str(pack_root)])
+    name = module_name or comfy_module_name(pack_root)
+    spec = importlib.util.spec_from_file_location(name, pack_root / "__init__.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
