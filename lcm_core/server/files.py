@@ -34,8 +34,11 @@ def safe_path(kind: str, subfolder: str, filename: str, *, must_exist: bool) -> 
     """The path of `subfolder/filename` inside `kind`'s folder; raises `web.HTTPException` otherwise."""
     if kind not in FOLDER_TYPES:
         raise web.HTTPBadRequest(text=f"unknown folder type {kind!r}; use one of {', '.join(FOLDER_TYPES)}")
-    if not filename or "/" in filename or "\\" in filename or "\x00" in filename or "\x00" in subfolder:
+    if not filename or filename in (".", "..") or "/" in filename or "\\" in filename or "\x00" in filename:
         raise web.HTTPBadRequest(text="a plain file name is required")
+    subfolder = subfolder.replace("\\", "/")
+    if "\x00" in subfolder or subfolder.startswith("/") or (len(subfolder) > 1 and subfolder[1] == ":"):
+        raise web.HTTPForbidden(text="the subfolder must be relative to the folder")
     name = f"{subfolder.strip('/')}/{filename}" if subfolder.strip("/") else filename
     paths.io_dir(kind)
     try:
