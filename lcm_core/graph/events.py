@@ -38,7 +38,7 @@ class Event:
 
     name: str
     data: dict
-    preview: Any = field(default=None, compare=False, repr=False)  # a step's latent, for live previews
+    step: Any = field(default=None, compare=False, repr=False)  # the engine's progress.Step (live previews, text)
 
     def to_ws(self) -> dict:
         """The message as ComfyUI's server sends it over the WebSocket."""
@@ -95,7 +95,7 @@ class StepReporter:
     def step(self, step: Step) -> None:
         self.emit(Event("progress", {"value": step.i, "max": step.total,
                                      "prompt_id": self.prompt_id, "node": self.node_id},
-                        preview=step.denoised if step.denoised is not None else step.x))
+                        step=step))
 
     def interrupted(self) -> bool:
         return self._interrupted()

@@ -34,6 +34,10 @@ def add_routes(app: web.Application, state: ServerState) -> None:
             return web.Response(text=NO_FRONTEND, content_type="text/html")
         return web.FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
 
+    async def no_templates(request: web.Request) -> web.Response:
+        return web.json_response([])
+
     app.router.add_get("/", index)
     if root is not None:
+        app.router.add_get("/templates/index.json", no_templates)  # ComfyUI's template pack is not ours to ship
         app.router.add_static("/", root, follow_symlinks=False)

@@ -22,6 +22,7 @@ from ..graph.execute import Executor, RunResult
 log = logging.getLogger(__name__)
 
 MAX_HISTORY = 10000
+STEP_TEXT_EVENT = "lcm.step_text"  # our own WS message: a step's text (training loss), for web/lcm.js
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 
 
@@ -152,7 +153,8 @@ class Worker:
 
     `send(event_name, data, client_id)` delivers a WebSocket message; execution messages
     go to the prompt's `client_id` (everyone when it has none), as in ComfyUI.
-    `preview(step_payload, client_id)` gets each step's latent for the live preview.
+    `preview(latent, client_id)` gets each step's latent for the live preview; a step's
+    text (a training loss line) goes out as our own `lcm.step_text` message.
     """
 
     def __init__(self, queue: PromptQueue, node_classes: dict[str, type], send: Send,
@@ -185,8 +187,13 @@ class Worker:
         if event.name in ("execution_start", "execution_cached", "execution_error", "execution_interrupted",
                           "execution_success"):
             self._messages.append([event.name, event.data])
-        if event.name == "progress" and self.preview is not None and getattr(event, "preview", None) is not None:
-            self.preview(event.preview, self._client_id)
+        step = getattr(event, "step", None)
+        if event.name == "progress" and step is not None:
+            latent = step.denoised if step.denoised is not None else step.x
+            if self.preview is not None and latent is not None:
+                self.preview(latent, self._client_id)
+            if step.text:
+                self.send(STEP_TEXT_EVENT, {**event.data, "text": str(step.text)}, self._client_id)
         if event.name == "executing" and event.data.get("node") is None:
             self._deferred.append((event.name, event.data))  # as ComfyUI: sent once the history holds the prompt
             return

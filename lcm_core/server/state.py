@@ -12,7 +12,9 @@ from .hub import Hub
 from .queue import PromptQueue, Worker
 
 PACK_NAME = "comfyui-lcm"
-PACK_WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+PACK_ROOT = Path(__file__).resolve().parents[2]
+PACK_WEB_DIR = PACK_ROOT / "web"
+PACK_WORKFLOWS_DIR = PACK_ROOT / "workflows"
 CORE_MODULE_PREFIXES = ("lcm_nodes.io", "nodes.io")
 
 
@@ -26,6 +28,7 @@ class ServerOptions:
     user_dir: Path | None = None
     frontend_root: Path | None = None
     web_dirs: dict = field(default_factory=lambda: {PACK_NAME: PACK_WEB_DIR})
+    workflow_dirs: dict = field(default_factory=lambda: {PACK_NAME: PACK_WORKFLOWS_DIR})
 
 
 class ServerState:
@@ -65,6 +68,11 @@ class ServerState:
     def web_dirs(self) -> dict[str, Path]:
         """Extension folders served under `/extensions/<name>/`, those that exist."""
         return {name: Path(d) for name, d in self.options.web_dirs.items() if Path(d).is_dir()}
+
+    def example_workflows(self) -> dict[str, list[str]]:
+        """UI-format example workflows by pack (the editor's custom-node templates)."""
+        return {name: sorted(p.stem for p in Path(folder).glob("*.json"))
+                for name, folder in self.options.workflow_dirs.items() if Path(folder).is_dir()}
 
     def extension_scripts(self) -> list[str]:
         """`/extensions`: the frontend's core extension scripts and every pack's `.js` files."""

@@ -20,12 +20,14 @@ log = logging.getLogger(__name__)
 
 USER = "default"
 SETTINGS_FILE = "comfy.settings.json"
+USER_FOLDERS = ("workflows", "subgraphs")  # the editor lists these at start
 
 
 def user_root(state: ServerState) -> Path:
     """`<user_dir>/default`, created on first use."""
     root = Path(state.options.user_dir or Path.cwd() / "user") / USER
-    root.mkdir(parents=True, exist_ok=True)
+    for folder in USER_FOLDERS:
+        (root / folder).mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -47,6 +49,22 @@ def _file_info(path: Path, root: Path) -> dict:
     stat = path.stat()
     return {"path": path.relative_to(root).as_posix(), "size": stat.st_size, "modified": stat.st_mtime,
             "created": stat.st_ctime}
+
+
+def _thumbnail(title: str) -> bytes:
+    """A plain 256x256 card naming the workflow, for templates that ship no picture."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (256, 256), (32, 36, 44))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((16, 16, 240, 240), outline=(58, 142, 230), width=3)
+    draw.text((32, 112), "LCM", fill=(230, 162, 58))
+    draw.text((32, 136), title.replace("_", " ")[:30], fill=(220, 220, 220))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
 
 
 def load_settings(state: ServerState) -> dict:
@@ -192,4 +210,26 @@ def add_routes(routes: web.RouteTableDef, state: ServerState) -> None:
 
     @routes.get("/workflow_templates")
     async def workflow_templates(request):
-        return web.json_response({})
+        """The pack's example workflows, which the editor lists as templates."""
+        return web.json_response({name: names for name, names in state.example_workflows().items() if names})
+
+    @routes.get("/workflow_templates/{pack}/{file}")
+    async def workflow_template(request):
+        """An example workflow (`<name>.json`) or its thumbnail (`<name>.jpg`, drawn when not shipped)."""
+        folder = state.options.workflow_dirs.get(request.match_info["pack"])
+        name = request.match_info["file"]
+        if folder is None or "/" in name or "\\" in name or name.startswith("."):
+            raise web.HTTPNotFound()
+        path = Path(folder) / name
+        if path.is_file() and path.suffix in (".json", ".jpg", ".webp", ".png"):
+            return web.FileResponse(path)
+        if path.suffix == ".jpg" and path.with_suffix(".json").is_file():
+            return web.Response(body=_thumbnail(path.stem), content_type="image/jpeg")
+        raise web.HTTPNotFound()
+
+    @routes.get("/experiment/models")
+    async def model_folders(request):
+        from .. import paths
+
+        return web.json_response([{"name": kind, "folders": [str(f) for f in paths.folders(kind)]}
+                                  for kind in paths.MODEL_KINDS])
