@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user-dir", type=Path, help="editor settings and saved workflows (default ./user)")
     parser.add_argument("--max-upload-size", type=float, default=100.0, metavar="MB",
                         help="largest request body in MB (default 100)")
+    parser.add_argument("--preview-method", choices=("auto", "latent2rgb", "none"), default="auto",
+                        help="latent previews over the WebSocket: auto = to the editor only (default), "
+                        "latent2rgb = to every client, none = never")
     parser.add_argument("--no-frontend", action="store_true", help="serve the API only, not the editor")
     return parser
 
@@ -40,6 +43,7 @@ def make_state(args: argparse.Namespace, node_classes: dict | None = None, displ
         models_dir=args.models_dir or paths.default_models_dir(), input_dir=args.input_dir,
         output_dir=args.output_dir, temp_dir=args.temp_dir))
     options = ServerOptions(host=args.host, port=args.port, max_upload_mb=args.max_upload_size,
+                            preview_method=args.preview_method,
                             user_dir=args.user_dir, frontend_root=None if args.no_frontend else find_frontend())
     return ServerState(node_classes if node_classes is not None else registry_classes(),
                        display_names if display_names is not None else registry_names(), options)

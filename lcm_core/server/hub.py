@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 PREVIEW_IMAGE = 1
 JPEG = 1
 PREVIEW_MAX_SIZE = 512
+PREVIEW_METHODS = ("auto", "latent2rgb", "none")
 # SD1.x latent → RGB factors (ComfyUI's Latent2RGB preview for SD1.5).
 LATENT_RGB_FACTORS = ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
                       (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177))
@@ -52,8 +53,12 @@ def latent_preview_jpeg(latent: Any, max_size: int = PREVIEW_MAX_SIZE) -> bytes 
 class Hub:
     """The connected WebSockets by client id, and an ordered outbox fed from any thread."""
 
-    def __init__(self, status: callable):
+    def __init__(self, status: callable, preview_method: str = "auto"):
+        if preview_method not in PREVIEW_METHODS:
+            raise ValueError(f"preview method {preview_method!r}: use one of {', '.join(PREVIEW_METHODS)}")
         self.sockets: dict[str, web.WebSocketResponse] = {}
+        self.flagged: set[str] = set()  # clients that sent `feature_flags` (ComfyUI's editor does)
+        self.preview_method = preview_method
         self.status = status
         self.loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue | None = None
@@ -79,13 +84,24 @@ class Hub:
         except RuntimeError:  # loop shutting down
             pass
 
+    def preview_targets(self, sid: str | None) -> list[str]:
+        """Who gets latent previews of a prompt from client `sid`: `none` nobody, `latent2rgb`
+        everyone concerned, `auto` only clients that announced feature flags (the editor), so
+        scripts that read every binary frame as an output image see none, as with ComfyUI's default."""
+        if self.preview_method == "none":
+            return []
+        concerned = [sid] if sid is not None else list(self.sockets)
+        return [c for c in concerned if c in self.sockets and (self.preview_method == "latent2rgb" or c in self.flagged)]
+
     def send_preview(self, latent: Any, sid: str | None = None) -> None:
         """Encode a latent preview (in the calling thread) and queue it as a binary frame."""
-        if not self.sockets:
+        targets = self.preview_targets(sid)
+        if not targets:
             return
         jpeg = latent_preview_jpeg(latent)
         if jpeg is not None:
-            self.send_sync(PREVIEW_IMAGE, struct.pack(">I", JPEG) + jpeg, sid)
+            for target in targets:
+                self.send_sync(PREVIEW_IMAGE, struct.pack(">I", JPEG) + jpeg, target)
 
     def queue_changed(self) -> None:
         """Broadcast the queue size (`status`), as ComfyUI does on every change."""
@@ -118,6 +134,7 @@ class Hub:
         await ws.prepare(request)
         sid = request.rel_url.query.get("clientId", "")[:128] or uuid.uuid4().hex
         old = self.sockets.pop(sid, None)
+        self.flagged.discard(sid)
         if old is not None:
             await old.close()
         self.sockets[sid] = ws
@@ -132,10 +149,12 @@ class Hub:
                     except ValueError:
                         continue
                     if isinstance(data, dict) and data.get("type") == "feature_flags":
+                        self.flagged.add(sid)
                         await ws.send_str(json.dumps({"type": "feature_flags", "data": server_features()}))
         finally:
             if self.sockets.get(sid) is ws:
                 del self.sockets[sid]
+                self.flagged.discard(sid)
         return ws
 
 

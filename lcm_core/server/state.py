@@ -25,6 +25,7 @@ class ServerOptions:
     host: str = "127.0.0.1"
     port: int = 8188
     max_upload_mb: float = 100.0
+    preview_method: str = "auto"
     user_dir: Path | None = None
     frontend_root: Path | None = None
     web_dirs: dict = field(default_factory=lambda: {PACK_NAME: PACK_WEB_DIR})
@@ -43,7 +44,7 @@ class ServerState:
         self.max_upload_size = int(options.max_upload_mb * 1024 * 1024)
         self._number = 0
         self._number_lock = threading.Lock()
-        self.hub = Hub(self.queue_info)
+        self.hub = Hub(self.queue_info, options.preview_method)
         self.queue = PromptQueue(on_change=self.hub.queue_changed)
         self.worker = Worker(self.queue, self.node_classes, self.hub.send_sync, preview=self.hub.send_preview)
 

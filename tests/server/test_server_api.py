@@ -99,6 +99,9 @@ def test_prompt_runs_and_view_matches_the_headless_runner(server, tmp_path):
             hello = await ws.receive_json()
             assert hello == {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": 0}},
                                                           "sid": "tester"}}
+            await ws.send_json({"type": "feature_flags", "data": {"supports_preview_metadata": True}})
+            flags = await ws.receive_json()
+            assert flags["type"] == "feature_flags"  # the editor's handshake: it then gets latent previews
             answer = await _submit(s, server.url, prompt)
             assert set(answer) == {"prompt_id", "number", "node_errors"} and answer["node_errors"] == {}
             messages, frames = await follow(ws, answer["prompt_id"])
@@ -142,7 +145,8 @@ def test_cache_is_kept_across_prompts(server):
             second = await _submit(s, server.url, dummy_nodes.txt2img_prompt(seed=2))
             return await follow(ws, second["prompt_id"])
 
-    messages, _ = run(go())
+    messages, frames = run(go())
+    assert frames == []  # like ComfyUI's default: no previews for clients that did not ask (scripts)
     cached = next(m["data"]["nodes"] for m in messages if m["type"] == "execution_cached")
     assert sorted(cached) == ["1", "2", "3"]
     assert dummy_nodes.CALLS["LCMCheckpointLoader"] == 1 and dummy_nodes.CALLS["LCMSampler"] == 2
