@@ -90,9 +90,18 @@ def test_set_overrides_seed_and_text(tmp_path, folders, dummy_registry):  # noqa
     assert chunk["4"]["inputs"]["seed"] == 7 and chunk["2"]["inputs"]["text"] == "a dog"
 
 
-def test_validate_only_runs_nothing(tmp_path, folders, dummy_registry):  # noqa: F811
-    assert _run(tmp_path, folders, txt2img_prompt(), "--validate-only") == 0
+def test_validate_only_runs_nothing_and_flags_configure_the_engine(tmp_path, folders, dummy_registry,  # noqa: F811
+                                                                   monkeypatch):
+    from lcm_core import paths
+
+    monkeypatch.setenv("LCM_DEVICE", "auto")
+    models = tmp_path / "my-models"
+    assert _run(tmp_path, folders, txt2img_prompt(), "--validate-only", "--device", "cpu",
+                "--models-dir", str(models)) == 0
     assert not CALLS and list(folders.output_dir.iterdir()) == []
+    assert os.environ["LCM_DEVICE"] == "cpu"
+    assert paths.folders("checkpoints")[0] == models / "checkpoints"
+    assert paths.folders("output") == [folders.output_dir]
 
 
 def test_png_round_trip_reproduces_the_image_bit_for_bit(tmp_path, folders, dummy_registry):  # noqa: F811
