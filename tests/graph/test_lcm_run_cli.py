@@ -156,3 +156,20 @@ def test_console_prints_plain_lines_off_a_tty(capsys):
     console(Event("executing", {"node": "4", "display_node": "4", "prompt_id": "p"}))
     console(Event("progress", {"value": 1, "max": 2, "prompt_id": "p", "node": "4"}))
     assert capsys.readouterr().err.splitlines() == ["#4 LCMSampler", "  step 1/2"]
+
+
+def test_console_draws_a_tqdm_bar_on_a_tty():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    console = cli.Console(txt2img_prompt(), stream=stream)
+    console(Event("executing", {"node": "4", "display_node": "4", "prompt_id": "p"}))
+    for value in (1, 2, 3, 4):
+        console(Event("progress", {"value": value, "max": 4, "prompt_id": "p", "node": "4"}))
+    assert console.bar is not None and console.bar.n == 4
+    console(Event("execution_success", {"prompt_id": "p", "timestamp": 0}))
+    assert console.bar is None and "#4:   0%" in stream.getvalue()
