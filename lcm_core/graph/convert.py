@@ -9,7 +9,10 @@
 - Reroutes are followed; a PrimitiveNode gives its widget value to the converted widget;
   muted nodes (mode 2) are dropped together with links from them; bypassed nodes
   (mode 4) pass through the input whose type matches the wanted type, trying the same
-  slot first; Note/MarkdownNote nodes and groups are ignored.
+  slot first; Note/MarkdownNote nodes and groups are ignored. List widget values are
+  wrapped as `{"__value__": [...]}` (a bare list would read as a link).
+Rules checked against the frontend 1.27 sources (`executionUtil.ts`, `ExecutableNodeDTO.ts`,
+`useIntWidget.ts`, `useImageUploadWidget.ts`); subgraphs and group nodes are not supported.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ class _Graph:
         self.links = _links(workflow)
 
     def resolve(self, link_id: Any, want_type: Any) -> tuple[str, int] | PrimitiveValue | None:
-        """Follow a link upstream through reroutes and bypassed nodes to a real output."""
+        """Follow a link upstream through reroutes and bypassed nodes to a real output
+        (`ExecutableNodeDTO.resolveInput` / `resolveOutput` in the frontend)."""
         for _ in range(len(self.nodes) + 2):
             link = self.links.get(link_id)
             origin = self.nodes.get(link.origin_id) if link else None
@@ -130,23 +134,44 @@ class _Graph:
             elif kind == "PrimitiveNode":
                 values = origin.get("widgets_values") or []
                 return PrimitiveValue(values[0]) if values else None
-            elif mode == MODE_MUTED or kind in IGNORED_TYPES:
+            elif kind in IGNORED_TYPES:
                 return None
             elif mode == MODE_BYPASSED:
-                link_id = self._bypass_input(origin, link.origin_slot, want_type)
-                if link_id is None:
+                index = _bypass_slot(origin, link.origin_slot, want_type)
+                if index is None:
                     return None
-            else:
+                link_id = origin["inputs"][index].get("link")
+            else:  # a muted origin stays linked here and is dropped with the dangling links
                 return link.origin_id, link.origin_slot
         raise WorkflowError("workflow links loop through reroutes or bypassed nodes")
 
-    @staticmethod
-    def _bypass_input(node: dict, slot: int, want_type: Any) -> Any:
-        inputs = node.get("inputs") or []
-        for index in [slot, *range(len(inputs))]:
-            if 0 <= index < len(inputs) and inputs[index].get("type") == want_type:
-                return inputs[index].get("link")
-        return None
+
+def _valid_connection(a: Any, b: Any) -> bool:
+    """LiteGraph's `isValidConnection`: equal, a wildcard, or overlapping `A,B` unions."""
+    if a in ("*", "", None) or b in ("*", "", None) or a == b:
+        return True
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    return bool({t.strip().lower() for t in a.split(",")} & {t.strip().lower() for t in b.split(",")})
+
+
+def _bypass_slot(node: dict, slot: int, want_type: Any) -> int | None:
+    """Which input of a bypassed node feeds output `slot` (the frontend's `#getBypassSlotIndex`)."""
+    inputs = node.get("inputs") or []
+    outputs = node.get("outputs") or []
+    if want_type in ("*", ""):
+        return slot if len(inputs) > slot else (0 if inputs else None)
+    out_type = outputs[slot].get("type") if slot < len(outputs) else want_type
+    if slot < len(inputs) and _valid_connection(inputs[slot].get("type"), out_type) \
+            and _valid_connection(inputs[slot].get("type"), want_type):
+        return slot
+    for index, item in enumerate(inputs):
+        if item.get("type") == want_type:
+            return index
+    for index, item in enumerate(inputs):
+        if _valid_connection(item.get("type"), out_type) and _valid_connection(item.get("type"), want_type):
+            return index
+    return None
 
 
 def _widget_values(node: dict, input_types: dict) -> dict:
@@ -156,7 +181,8 @@ def _widget_values(node: dict, input_types: dict) -> dict:
     values = list(values or [])
     full, bare = widget_layout(input_types)
     layout = bare if len(values) == len(bare) and len(bare) != len(full) else full
-    return {name: value for name, value in zip(layout, values) if name is not _EXTRA}
+    return {name: {"__value__": value} if isinstance(value, list) else value
+            for name, value in zip(layout, values) if name is not _EXTRA}
 
 
 def _input_type(decl_types: dict, name: str, fallback: Any) -> Any:
@@ -189,9 +215,9 @@ def ui_to_api(workflow: dict, node_classes: dict[str, type], display_names: dict
                 name = slot["widget"].get("name", name)
             if link_id is None or name is None:
                 continue
-            source = graph.resolve(link_id, _input_type(input_types, name, slot.get("type")))
+            source = graph.resolve(link_id, slot.get("type") or _input_type(input_types, name, None))
             if isinstance(source, PrimitiveValue):
-                inputs[name] = source.value
+                inputs[name] = {"__value__": source.value} if isinstance(source.value, list) else source.value
             elif source is not None:
                 inputs[name] = [source[0], source[1]]
             elif not isinstance(slot.get("widget"), dict):

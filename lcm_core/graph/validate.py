@@ -96,6 +96,8 @@ def convert_value(kind: Any, value: Any) -> Any:
 def _check_constant(name: str, decl: Any, value: Any, skip_combo: bool) -> tuple[Any, dict | None]:
     kind, opts = spec_type(decl), spec_options(decl)
     info = list(decl) if isinstance(decl, tuple) else decl
+    if isinstance(value, dict) and "__value__" in value:  # the frontend's wrapping of list values
+        value = value["__value__"]
     if isinstance(kind, (list, tuple)) or kind == "COMBO":
         choices = list(kind) if isinstance(kind, (list, tuple)) else list(opts.get("options", []))
         if skip_combo or value in choices:

@@ -90,9 +90,18 @@ def test_set_overrides_seed_and_text(tmp_path, folders, dummy_registry):  # noqa
     assert chunk["4"]["inputs"]["seed"] == 7 and chunk["2"]["inputs"]["text"] == "a dog"
 
 
-def test_validate_only_runs_nothing(tmp_path, folders, dummy_registry):  # noqa: F811
-    assert _run(tmp_path, folders, txt2img_prompt(), "--validate-only") == 0
+def test_validate_only_runs_nothing_and_flags_configure_the_engine(tmp_path, folders, dummy_registry,  # noqa: F811
+                                                                   monkeypatch):
+    from lcm_core import paths
+
+    monkeypatch.setenv("LCM_DEVICE", "auto")
+    models = tmp_path / "my-models"
+    assert _run(tmp_path, folders, txt2img_prompt(), "--validate-only", "--device", "cpu",
+                "--models-dir", str(models)) == 0
     assert not CALLS and list(folders.output_dir.iterdir()) == []
+    assert os.environ["LCM_DEVICE"] == "cpu"
+    assert paths.folders("checkpoints")[0] == models / "checkpoints"
+    assert paths.folders("output") == [folders.output_dir]
 
 
 def test_png_round_trip_reproduces_the_image_bit_for_bit(tmp_path, folders, dummy_registry):  # noqa: F811
@@ -147,3 +156,20 @@ def test_console_prints_plain_lines_off_a_tty(capsys):
     console(Event("executing", {"node": "4", "display_node": "4", "prompt_id": "p"}))
     console(Event("progress", {"value": 1, "max": 2, "prompt_id": "p", "node": "4"}))
     assert capsys.readouterr().err.splitlines() == ["#4 LCMSampler", "  step 1/2"]
+
+
+def test_console_draws_a_tqdm_bar_on_a_tty():
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    console = cli.Console(txt2img_prompt(), stream=stream)
+    console(Event("executing", {"node": "4", "display_node": "4", "prompt_id": "p"}))
+    for value in (1, 2, 3, 4):
+        console(Event("progress", {"value": value, "max": 4, "prompt_id": "p", "node": "4"}))
+    assert console.bar is not None and console.bar.n == 4
+    console(Event("execution_success", {"prompt_id": "p", "timestamp": 0}))
+    assert console.bar is None and "#4:   0%" in stream.getvalue()

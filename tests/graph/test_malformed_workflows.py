@@ -224,12 +224,13 @@ def test_only_outputs_depending_on_a_bad_node_list_it():
 
 
 def test_validation_does_not_mutate_and_converts_values():
-    prompt = _edit(**{"4.steps": 3.0, "4.guidance_scale": 2})
+    prompt = _edit(**{"4.steps": 3.0, "4.guidance_scale": 2, "2.text": {"__value__": "wrapped"}})
     before = copy.deepcopy(prompt)
     result = validate_prompt(prompt, all_nodes())
     assert prompt == before
     assert result.prompt["4"]["inputs"]["steps"] == 3 and isinstance(result.prompt["4"]["inputs"]["steps"], int)
     assert isinstance(result.prompt["4"]["inputs"]["guidance_scale"], float)
+    assert result.prompt["2"]["inputs"]["text"] == "wrapped"
 
 
 @pytest.mark.parametrize("override, node_type", [

@@ -125,6 +125,17 @@ def test_bypass_matches_by_type_when_the_same_slot_differs():
     assert ui_to_api(workflow, NODES, NAMES)["5"]["inputs"]["samples"] == ["4", 0]
 
 
+def test_muted_origin_of_a_converted_widget_drops_the_input_like_the_frontend():
+    workflow = ui_workflow()
+    next(n for n in workflow["nodes"] if n["id"] == 14)["mode"] = 2
+    assert "steps" not in ui_to_api(workflow, NODES, NAMES)["4"]["inputs"]
+
+
+def test_list_widget_values_are_wrapped():
+    workflow = {"nodes": [_node(1, "LCMTextEncode", widgets=[["a", "b"]])], "links": []}
+    assert ui_to_api(workflow, NODES)["1"]["inputs"]["text"] == {"__value__": ["a", "b"]}
+
+
 def test_bypass_without_a_matching_type_drops_the_input():
     workflow = ui_workflow()
     bypassed = next(n for n in workflow["nodes"] if n["id"] == 12)
