@@ -21,8 +21,8 @@ const HELP = {
   LCMDistillLoRA: "Distils an LCM-LoRA from an SD teacher (LCD). The chart shows the training loss live.",
 };
 
-/** Per-node run state, keyed by node id (string). */
-const runs = new Map();
+/** Per-node run state ({started, value, max, losses}), keyed by node id (string); exported for tests. */
+export const runs = new Map();
 
 function nodeById(id) {
   const graph = app.graph;

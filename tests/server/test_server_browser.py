@@ -66,11 +66,34 @@ EDIT_GRAPH_JS = """async () => {
 }"""
 
 
+class FakeFineTune:
+    """Stands in for the training node: reports "loss <x>" each step, as `lcm_core.training` does."""
+
+    LOSSES = (0.9, 0.5, 0.35, 0.3, 0.2)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"steps": ("INT", {"default": 5, "min": 1, "max": 5, "tooltip": "steps"})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "train"
+    OUTPUT_NODE = True
+    CATEGORY = "LCM/training"
+    DESCRIPTION = "fake trainer"
+
+    def train(self, steps):
+        from lcm_core import progress
+
+        for i in range(steps):
+            progress.report(i + 1, steps, text=f"loss {self.LOSSES[i]:.4f}")
+        return ()
+
+
 @pytest.fixture(scope="module")
 def browser_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     serve_folders(tmp)
-    live = LiveServer(dummy_nodes.all_nodes(), DISPLAY_NAMES, user_dir=tmp / "user", frontend_root=find_frontend(),
+    live = LiveServer({**dummy_nodes.all_nodes(), "LCMFineTune": FakeFineTune}, DISPLAY_NAMES, user_dir=tmp / "user", frontend_root=find_frontend(),
                       max_upload_mb=10)
     live.shots = Path(os.environ.get("LCM_SCREENSHOTS") or tmp / "screenshots")
     live.shots.mkdir(parents=True, exist_ok=True)
@@ -154,7 +177,7 @@ def test_frontend_graph_to_prompt_matches_ui_to_api(page, path):
     workflow = json.loads(path.read_text())
     _load(page, copy.deepcopy(workflow))
     built = _graph_to_prompt(page)
-    classes = dummy_nodes.all_nodes()
+    classes = {**dummy_nodes.all_nodes(), "LCMFineTune": FakeFineTune}
     assert ui_to_api(workflow, classes, DISPLAY_NAMES) == built["output"]
     assert ui_to_api(built["workflow"], classes, DISPLAY_NAMES) == built["output"]
 
@@ -171,3 +194,42 @@ def test_frontend_reroute_primitive_muted_bypassed_match_ui_to_api(page, browser
     assert {n["class_type"] for n in output.values()} == {
         "LCMCheckpointLoader", "LCMTextEncode", "EmptyLatentImage", "LCMSampler", "LCMVAEDecode", "SaveImage"}
     assert ui_to_api(built["workflow"], dummy_nodes.all_nodes(), DISPLAY_NAMES) == output
+
+
+def test_extension_draws_loss_chart_and_gets_latent_previews(page, browser_server):
+    workflow = json.loads((WORKFLOWS / "lcm_txt2img.json").read_text())
+    for node in workflow["nodes"]:
+        if node["type"] == "LCMCheckpointLoader":
+            node["widgets_values"][0] = dummy_nodes.CHECKPOINTS[0]
+        if node["type"] == "EmptyLatentImage":
+            node["widgets_values"][:2] = [64, 64]
+        if node["type"] == "LCMSampler":
+            node["widgets_values"][0] = 777  # a new seed: the sampler runs again (not from the cache)
+    _load(page, workflow)
+    trainer_id = page.evaluate("""async () => {
+      window.__lcmPreviews = 0;
+      const { api } = await import("/scripts/api.js");
+      api.addEventListener("b_preview", () => { window.__lcmPreviews += 1; });
+      const n = LiteGraph.createNode("LCMFineTune"); n.pos = [100, 650]; app.graph.add(n);
+      return n.id;
+    }""")
+    page.mouse.click(900, 950)
+    page.keyboard.press(".")
+    page.locator("button:has-text('Run')").first.click()
+    losses_js = f"""async () => {{
+      const m = await import("{OUR_SCRIPT}lcm.js");
+      const run = m.runs.get("{trainer_id}");
+      return run ? run.losses : null;
+    }}"""
+    for _ in range(300):
+        if page.evaluate(losses_js) == list(FakeFineTune.LOSSES):
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate(losses_js) == list(FakeFineTune.LOSSES)
+    assert page.evaluate("window.__lcmPreviews") >= 1  # the sampler's latent previews reached the editor
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(browser_server.shots / "loss_chart_and_progress.png"))
+    assert page.evaluate("""async () => (await import("/extensions/comfyui-lcm/lcm.js")).parseLoss("step 3 loss=1.5e-2")""") \
+        == 0.015
+    ours = [p for p in page.problems if OUR_SCRIPT in p[2] or "comfyui-lcm" in p[1]]
+    assert not ours, ours
