@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -106,8 +107,8 @@ def add_routes(routes: web.RouteTableDef, state: ServerState) -> None:
             raise web.HTTPBadRequest(text="extra_data must be an object")
         number = data.get("number")
         if number is not None:
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise web.HTTPBadRequest(text="number must be a number")
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+                raise web.HTTPBadRequest(text="number must be a finite number")
             number = float(number)
         else:
             number = state.next_number(front=bool(data.get("front")))

@@ -209,9 +209,16 @@ class Worker:
             item, task_id = got
             try:
                 self._run(item, task_id)
-            except Exception:  # the worker must survive anything a prompt does
+            except Exception as ex:  # the worker must survive anything a prompt does
                 log.exception("prompt %s failed outside the executor", item[1])
-                self.queue.task_done(task_id, {}, {"status_str": "error", "completed": False, "messages": []}, {})
+                error = {"prompt_id": item[1], "node_id": None, "node_type": None, "executed": [],
+                         "exception_message": str(ex), "exception_type": type(ex).__name__, "traceback": [],
+                         "current_inputs": {}, "current_outputs": {}}
+                status = {"status_str": "error", "completed": False, "messages": [["execution_error", error]]}
+                self.queue.task_done(task_id, {}, status, {})
+                self.send("execution_error", error, self._client_id)
+                self.send("executing", {"node": None, "prompt_id": item[1]}, self._client_id)
+                self._client_id = None
 
     def _run(self, item: list, task_id: int) -> None:
         _, prompt_id, prompt, extra_data, _ = item

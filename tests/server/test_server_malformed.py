@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 
 import aiohttp
@@ -69,6 +70,7 @@ CASES = [
     ("POST", "/prompt", {"json": _prompt_body(**{"1__ckpt_name": "../../etc/passwd"})}, 400),
     ("POST", "/prompt", {"json": {**_prompt_body(), "number": "first"}}, 400),
     ("POST", "/prompt", {"json": {**_prompt_body(), "extra_data": []}}, 400),
+    ("POST", "/prompt", {"data": json.dumps({**_prompt_body(), "number": float("nan")}).encode()}, 400),
     ("POST", "/prompt", {"data": HUGE}, 413),
     ("POST", "/queue", {"data": b"[["}, 400),
     ("POST", "/queue", {"json": {"delete": "abc"}}, 400),
