@@ -60,7 +60,7 @@ async def view(request: web.Request) -> web.StreamResponse:
     if not path.is_file():
         raise web.HTTPNotFound()
     headers = {"Content-Disposition": f'filename="{path.name}"'}
-    preview, channel = query.get("preview"), query.get("channel", "rgba")
+    preview, channel = query.get("preview"), query.get("channel", "")
     if preview is not None or channel in ("rgb", "a"):
         return web.Response(body=_converted(path, preview, channel), headers=headers,
                             content_type=_converted_type(preview, channel))

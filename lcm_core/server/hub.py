@@ -14,7 +14,7 @@ import json
 import logging
 import struct
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
@@ -53,12 +53,13 @@ def latent_preview_jpeg(latent: Any, max_size: int = PREVIEW_MAX_SIZE) -> bytes 
 class Hub:
     """The connected WebSockets by client id, and an ordered outbox fed from any thread."""
 
-    def __init__(self, status: callable, preview_method: str = "auto"):
+    def __init__(self, status: Callable[[], dict], preview_method: str = "auto"):
         if preview_method not in PREVIEW_METHODS:
             raise ValueError(f"preview method {preview_method!r}: use one of {', '.join(PREVIEW_METHODS)}")
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.flagged: set[str] = set()  # clients that sent `feature_flags` (ComfyUI's editor does)
         self.preview_method = preview_method
+        self.current: Callable[[], tuple[str | None, str | None]] = lambda: (None, None)  # (client, running node)
         self.status = status
         self.loop: asyncio.AbstractEventLoop | None = None
         self._outbox: asyncio.Queue | None = None
@@ -140,6 +141,9 @@ class Hub:
         self.sockets[sid] = ws
         try:
             await ws.send_str(json.dumps({"type": "status", "data": {"status": self.status(), "sid": sid}}))
+            client, node = self.current()
+            if client == sid and node is not None:  # a reconnecting client learns where its prompt is
+                await ws.send_str(json.dumps({"type": "executing", "data": {"node": node}}))
             first = True
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT and first:

@@ -181,6 +181,11 @@ class Worker:
     def interrupt(self) -> None:
         self.executor.interrupt()
 
+    @property
+    def client_id(self) -> str | None:
+        """The client whose prompt is running (None when idle or anonymous)."""
+        return self._client_id
+
     def _emit(self, event: Event) -> None:
         if event.name == "executing":
             self.last_node = event.data.get("node")

@@ -47,6 +47,7 @@ class ServerState:
         self.hub = Hub(self.queue_info, options.preview_method)
         self.queue = PromptQueue(on_change=self.hub.queue_changed)
         self.worker = Worker(self.queue, self.node_classes, self.hub.send_sync, preview=self.hub.send_preview)
+        self.hub.current = lambda: (self.worker.client_id, self.worker.last_node)
 
     def queue_info(self) -> dict:
         """ComfyUI's `status` payload."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import threading
 import time
 
 import aiohttp
@@ -25,8 +24,6 @@ COMFY_NODE_INFO_KEYS = {"input", "input_order", "output", "output_is_list", "out
 
 class SlowSteps:
     """A sampler stand-in that takes 50 ms per step, reporting and checking interruption each step."""
-
-    STARTED = threading.Event()
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -274,3 +271,30 @@ def test_front_of_queue_numbers_and_status(server):
     assert embeddings == [] and features["max_upload_size"] == 1024 * 1024
     assert server.state.next_number() == 0 and server.state.next_number(front=True) == -1
     assert json.dumps(server.get_json("/models/checkpoints")) == "[]"
+
+
+def test_reconnecting_client_is_told_the_running_node(server):
+    slow = {"1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+            "2": {"class_type": "SlowSteps", "inputs": {"latent_image": ["1", 0], "steps": 200, "seed": 5}},
+            "3": {"class_type": "LCMVAEDecode", "inputs": {"vae": ["4", 2], "samples": ["2", 0]}},
+            "4": {"class_type": "LCMCheckpointLoader", "inputs": {"ckpt_name": dummy_nodes.CHECKPOINTS[0],
+                                                                  "dtype": "auto"}},
+            "5": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}}}
+
+    async def go():
+        async with aiohttp.ClientSession() as s:
+            async with s.ws_connect(server.url + "/ws?clientId=again") as ws:
+                await ws.receive_json()
+                answer = await _submit(s, server.url, slow, client_id="again")
+                while (await next_json(ws))["type"] != "progress":
+                    pass
+            async with s.ws_connect(server.url + "/ws?clientId=again") as ws:
+                first, second = await next_json(ws), await next_json(ws)
+                async with s.post(server.url + "/interrupt", json={"prompt_id": answer["prompt_id"]}):
+                    pass
+                messages, _ = await follow(ws, answer["prompt_id"])
+        return first, second, messages
+
+    first, second, messages = run(go())
+    assert first["type"] == "status" and second == {"type": "executing", "data": {"node": "2"}}
+    assert "execution_interrupted" in [m["type"] for m in messages]

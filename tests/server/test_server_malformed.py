@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 
@@ -12,8 +13,16 @@ import pytest
 from support import dummy_nodes
 from support.live_server import LiveServer, follow, serve_folders
 
-PNG_1x1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                        "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGBA", (4, 4), (200, 30, 30, 128)).save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG = _png()
 HUGE = b"x" * (2 * 1024 * 1024)  # the test server accepts 1 MB
 
 
@@ -21,7 +30,7 @@ HUGE = b"x" * (2 * 1024 * 1024)  # the test server accepts 1 MB
 def server(tmp_path):
     folders = serve_folders(tmp_path)
     (tmp_path / "secret.txt").write_text("secret")
-    (folders.output_dir / "ok.png").write_bytes(PNG_1x1)
+    (folders.output_dir / "ok.png").write_bytes(PNG)
     (folders.output_dir / "leak.png").symlink_to(tmp_path / "secret.txt")
     (folders.output_dir / "escape").symlink_to(tmp_path)
     (folders.input_dir / "escape").symlink_to(tmp_path)
@@ -32,7 +41,7 @@ def server(tmp_path):
     live.stop()
 
 
-def _upload(name="a.png", data=PNG_1x1, **fields) -> aiohttp.FormData:
+def _upload(name="a.png", data=PNG, **fields) -> aiohttp.FormData:
     form = aiohttp.FormData()
     for key, value in fields.items():
         form.add_field(key, value)
@@ -160,19 +169,29 @@ def test_upload_writes_inside_input_and_never_overwrites_unless_asked(server):
     async def go():
         async with aiohttp.ClientSession() as s:
             answers = []
-            for form in (_upload(), _upload(data=PNG_1x1 + b"1"), _upload(data=PNG_1x1 + b"2", overwrite="true"),
+            for form in (_upload(), _upload(data=PNG + b"1"), _upload(data=PNG + b"2", overwrite="true"),
                          _upload(subfolder="sub/dir")):
                 async with s.post(server.url + "/upload/image", data=form) as r:
                     assert r.status == 200, await r.text()
                     answers.append(await r.json())
             async with s.get(server.url + "/view", params={"filename": "a.png", "type": "input"}) as r:
                 viewed = await r.read()
-        return answers, viewed
+            converted = {}
+            for query in ({"preview": "jpeg;50"}, {"preview": "webp;90"}, {"channel": "rgb"}, {"channel": "a"}):
+                params = {"filename": "a.png", "subfolder": "sub/dir", "type": "input", **query}
+                async with s.get(server.url + "/view", params=params) as r:
+                    converted[json.dumps(query)] = (r.status, r.content_type, (await r.read())[:4])
+        return answers, viewed, converted
 
-    answers, viewed = asyncio.run(go())
+    answers, viewed, converted = asyncio.run(go())
+    assert converted == {
+        '{"preview": "jpeg;50"}': (200, "image/jpeg", b"\xff\xd8\xff\xe0"),
+        '{"preview": "webp;90"}': (200, "image/webp", b"RIFF"),
+        '{"channel": "rgb"}': (200, "image/png", b"\x89PNG"),
+        '{"channel": "a"}': (200, "image/png", b"\x89PNG")}
     assert answers[0] == {"name": "a.png", "subfolder": "", "type": "input"}
     assert answers[1]["name"] == "a (1).png" and answers[2]["name"] == "a.png"
     assert answers[3] == {"name": "a.png", "subfolder": "sub/dir", "type": "input"}
     inputs = server.folders.input_dir
-    assert viewed == (inputs / "a.png").read_bytes() == PNG_1x1 + b"2"
+    assert viewed == (inputs / "a.png").read_bytes() == PNG + b"2"
     assert (inputs / "sub" / "dir" / "a.png").is_file()
