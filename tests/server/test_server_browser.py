@@ -233,3 +233,24 @@ def test_extension_draws_loss_chart_and_gets_latent_previews(page, browser_serve
         == 0.015
     ours = [p for p in page.problems if OUR_SCRIPT in p[2] or "comfyui-lcm" in p[1]]
     assert not ours, ours
+
+
+def test_editor_saves_workflows_to_the_user_folder(page, browser_server):
+    workflow = json.loads((WORKFLOWS / "sd15_lcm_lora_style.json").read_text())
+    _load(page, workflow)
+    page.mouse.click(900, 950)
+    page.keyboard.press("Control+s")
+    page.locator(".p-dialog input").first.fill("saved by the editor")
+    page.keyboard.press("Enter")
+    saved = browser_server.state.options.user_dir / "default" / "workflows" / "saved by the editor.json"
+    for _ in range(100):
+        if saved.is_file():
+            break
+        page.wait_for_timeout(100)
+    built = _graph_to_prompt(page)
+    classes = {**dummy_nodes.all_nodes(), "LCMFineTune": FakeFineTune}
+    assert ui_to_api(json.loads(saved.read_text()), classes, DISPLAY_NAMES) == built["output"]
+    page.click(".workflows-tab-button")
+    page.get_by_text("saved by the editor.json").first.wait_for(timeout=10_000)  # listed from /userdata
+    page.screenshot(path=str(browser_server.shots / "saved_workflow.png"))
+    page.click(".workflows-tab-button")
