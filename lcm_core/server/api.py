@@ -71,6 +71,21 @@ def node_info(state: ServerState, class_type: str) -> dict:
     return info
 
 
+def only_ancestors(prompt: dict, targets: list[str]) -> dict:
+    """The part of `prompt` that `targets` need (the editor's "run selected outputs")."""
+    keep, stack = set(), list(targets)
+    while stack:
+        node_id = stack.pop()
+        if node_id in keep or not isinstance(prompt.get(node_id), dict):
+            continue
+        keep.add(node_id)
+        inputs = prompt[node_id].get("inputs")
+        for value in (inputs.values() if isinstance(inputs, dict) else ()):
+            if isinstance(value, list) and value and str(value[0]) in prompt:
+                stack.append(str(value[0]))
+    return {k: v for k, v in prompt.items() if k in keep}
+
+
 def add_routes(routes: web.RouteTableDef, state: ServerState) -> None:
     """Register the API routes on `routes` (the caller mirrors them under `/api`)."""
 
@@ -113,6 +128,12 @@ def add_routes(routes: web.RouteTableDef, state: ServerState) -> None:
         else:
             number = state.next_number(front=bool(data.get("front")))
         prompt_id = str(data.get("prompt_id") or uuid.uuid4())
+        targets = data.get("partial_execution_targets")
+        if targets is not None:
+            if not isinstance(prompt, dict) or not isinstance(targets, list) \
+                    or not all(isinstance(t, str) and t in prompt for t in targets):
+                raise web.HTTPBadRequest(text="partial_execution_targets must list node ids of the prompt")
+            prompt = only_ancestors(prompt, targets)
         checked = validate_prompt(prompt, state.node_classes)
         if not checked.ok:
             return web.json_response(checked.to_comfy(), status=400)

@@ -298,3 +298,26 @@ def test_reconnecting_client_is_told_the_running_node(server):
     first, second, messages = run(go())
     assert first["type"] == "status" and second == {"type": "executing", "data": {"node": "2"}}
     assert "execution_interrupted" in [m["type"] for m in messages]
+
+
+def test_partial_execution_targets_run_only_what_they_need(server):
+    prompt = dummy_nodes.txt2img_prompt(seed=21)
+    prompt["7"] = {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}}
+    prompt["8"] = {"class_type": "FailingNode", "inputs": {"samples": ["4", 0]}}
+    prompt["9"] = {"class_type": "PreviewImage", "inputs": {"images": ["10", 0]}}
+    prompt["10"] = {"class_type": "LCMVAEDecode", "inputs": {"vae": ["1", 2], "samples": ["8", 0]}}
+
+    async def go():
+        async with aiohttp.ClientSession() as s, s.ws_connect(server.url + "/ws?clientId=tester") as ws:
+            await ws.receive_json()
+            answer = await _submit(s, server.url, prompt, partial_execution_targets=["7"])
+            messages, _ = await follow(ws, answer["prompt_id"])
+            async with s.post(server.url + "/prompt", json={"prompt": prompt,
+                                                            "partial_execution_targets": ["nope"]}) as r:
+                refused = r.status
+            return messages, refused
+
+    messages, refused = run(go())
+    ran = [m["data"]["node"] for m in messages if m["type"] == "executing" and m["data"]["node"]]
+    assert ran == ["1", "2", "3", "4", "5", "7"] and messages[-3]["type"] == "execution_success"
+    assert dummy_nodes.CALLS["FailingNode"] == 0 and refused == 400
