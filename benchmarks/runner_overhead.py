@@ -8,13 +8,19 @@ alternate and the median of each is compared. Prints a Markdown table.
 
     python benchmarks/runner_overhead.py workflows/lcm_txt2img.json --models-dir D \
         --set 3.width=64 --set 3.height=64 --repeat 20
+
+`--tiny-fixtures` writes tiny random-weight checkpoints/LoRAs under the workflow's
+model names first (the tests' builders: run with `PYTHONPATH=tests`) and sets every
+EmptyLatentImage to 64x64.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,14 +73,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-dir", type=Path, default=None)
     parser.add_argument("--output-dir", type=Path, default=Path("benchmark-output"))
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--tiny-fixtures", action="store_true", help="write tiny models first (PYTHONPATH=tests)")
     args = parser.parse_args(argv)
-    paths.configure(paths.LocalFolders(models_dir=args.models_dir or paths.default_models_dir(),
-                                       input_dir=args.input_dir, output_dir=args.output_dir))
     classes = node_classes()
     source = load(args.workflow)
     prompt = source.prompt if source.prompt is not None else ui_to_api(source.workflow, classes, display_names())
-    prompt = apply_overrides(prompt, args.overrides)
-    direct, runner, count = measure(prompt, classes, source.extra_pnginfo, args.repeat)
+    with contextlib.ExitStack() as stack:
+        if args.tiny_fixtures:
+            from lcm_core.models import configs
+            from support.workflow_fixtures import fixture_folders
+
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            root, args.models_dir, args.input_dir = fixture_folders(tmp, prompt)
+            stack.enter_context(configs.use_root(root))
+            args.overrides += [f"{n}.{k}=64" for n, node in prompt.items()
+                               if node["class_type"] == "EmptyLatentImage" for k in ("width", "height")]
+        paths.configure(paths.LocalFolders(models_dir=args.models_dir or paths.default_models_dir(),
+                                           input_dir=args.input_dir, output_dir=args.output_dir))
+        prompt = apply_overrides(prompt, args.overrides)
+        direct, runner, count = measure(prompt, classes, source.extra_pnginfo, args.repeat)
     d, r = statistics.median(direct), statistics.median(runner)
     print(f"`python benchmarks/runner_overhead.py {' '.join(sys.argv[1:] if argv is None else argv)}`\n")
     print("| workflow | nodes | runs | direct median (ms) | runner median (ms) | overhead (ms) | overhead |")
