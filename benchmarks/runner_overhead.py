@@ -45,15 +45,16 @@ def run_direct(prompt: dict, classes: dict, outputs: list, extra_pnginfo: dict) 
         values[node_id] = tuple(result.get("result", ())) if isinstance(result, dict) else tuple(result)
 
 
-def measure(prompt: dict, classes: dict, extra_pnginfo: dict, repeat: int) -> tuple[list, list, int]:
-    """(direct seconds, runner seconds, node count) over `repeat` alternating runs."""
+def measure(prompt: dict, classes: dict, extra_pnginfo: dict, repeat: int) -> tuple[list, list, list, int]:
+    """(direct seconds, runner seconds, runner bookkeeping seconds, node count) over
+    `repeat` alternating runs; bookkeeping is the run's wall time outside the nodes."""
     checked = Executor(classes).validate(prompt)
     if not checked.ok:
         sys.exit(f"invalid workflow: {checked.error}\n{checked.node_errors}")
     prompt, outputs = checked.prompt, checked.outputs
     run_direct(prompt, classes, outputs, extra_pnginfo)
     Executor(classes).run(prompt, extra_pnginfo=extra_pnginfo)
-    direct, runner = [], []
+    direct, runner, bookkeeping = [], [], []
     for _ in range(repeat):
         start = time.perf_counter()
         run_direct(prompt, classes, outputs, extra_pnginfo)
@@ -62,7 +63,8 @@ def measure(prompt: dict, classes: dict, extra_pnginfo: dict, repeat: int) -> tu
         result = Executor(classes).run(prompt, extra_pnginfo=extra_pnginfo)
         runner.append(time.perf_counter() - start)
         assert result.ok, result.error
-    return direct, runner, len(execution_order(prompt, outputs))
+        bookkeeping.append(runner[-1] - sum(t.seconds for t in result.timings.values()))
+    return direct, runner, bookkeeping, len(execution_order(prompt, outputs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,13 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         paths.configure(paths.LocalFolders(models_dir=args.models_dir or paths.default_models_dir(),
                                            input_dir=args.input_dir, output_dir=args.output_dir))
         prompt = apply_overrides(prompt, args.overrides)
-        direct, runner, count = measure(prompt, classes, source.extra_pnginfo, args.repeat)
-    d, r = statistics.median(direct), statistics.median(runner)
+        direct, runner, bookkeeping, count = measure(prompt, classes, source.extra_pnginfo, args.repeat)
+    d, r, b = statistics.median(direct), statistics.median(runner), statistics.median(bookkeeping)
     print(f"`python benchmarks/runner_overhead.py {' '.join(sys.argv[1:] if argv is None else argv)}`\n")
-    print("| workflow | nodes | runs | direct median (ms) | runner median (ms) | overhead (ms) | overhead |")
+    print("| workflow | nodes | runs | direct median (ms) | runner median (ms) | difference | "
+          "runner bookkeeping median (ms) |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| {args.workflow.name} | {count} | {args.repeat} | {d * 1e3:.2f} | {r * 1e3:.2f} | "
-          f"{(r - d) * 1e3:.2f} | {100 * (r - d) / d:+.1f}% |")
+    print(f"| {args.workflow.name} | {count} | {args.repeat} | {d * 1e3:.1f} | {r * 1e3:.1f} | "
+          f"{100 * (r - d) / d:+.1f}% | {b * 1e3:.2f} ({100 * b / d:.2f}%) |")
     return 0
 
 
