@@ -12,6 +12,7 @@ from lcm_core.graph.convert import ui_to_api
 from lcm_core.graph.formats import read_png_chunks
 from support import dummy_nodes
 from support.host import PACK_ROOT
+from support.workflow_fixtures import fixture_folders
 
 WORKFLOWS = PACK_ROOT / "workflows"
 UI_FILES = sorted(WORKFLOWS.glob("*.json"))
@@ -40,60 +41,6 @@ def test_ui_converts_to_the_checked_in_api_file(path):
     assert ui_to_api(json.loads(path.read_text()), classes, names) == expected
 
 
-FIXTURE_CHECKPOINTS = {  # name in the example workflows → (family, LCM-distilled)
-    "LCM_Dreamshaper_v7.safetensors": ("sd15", True),
-    "v1-5-pruned-emaonly.safetensors": ("sd15", False),
-    "sd_xl_base_1.0.safetensors": ("sdxl", False),
-}
-FIXTURE_LORAS = {  # LoRA name → (checkpoint it fits, patches the text encoder too)
-    "lcm-lora-sdv1-5.safetensors": ("v1-5-pruned-emaonly.safetensors", False),
-    "papercut.safetensors": ("v1-5-pruned-emaonly.safetensors", True),
-    "lcm-lora-sdxl.safetensors": ("sd_xl_base_1.0.safetensors", False),
-}
-
-
-def write_peft_lora(path, components: dict, with_text_encoder: bool, rank: int = 2, seed: int = 0) -> None:
-    """A diffusers/PEFT-named LoRA on every attention projection of the tiny modules."""
-    import torch
-    from safetensors.torch import save_file
-
-    g = torch.Generator().manual_seed(seed)
-    owners = [("unet", components["unet"], ("to_q", "to_k", "to_v", "to_out.0"))]
-    if with_text_encoder:
-        owners.append(("text_encoder", components["text_encoder"], ("q_proj", "k_proj", "v_proj", "out_proj")))
-    state = {}
-    for prefix, module, suffixes in owners:
-        for name, layer in module.named_modules():
-            if isinstance(layer, torch.nn.Linear) and name.endswith(suffixes):
-                state[f"{prefix}.{name}.lora_A.weight"] = torch.randn(rank, layer.in_features, generator=g) * 0.1
-                state[f"{prefix}.{name}.lora_B.weight"] = torch.randn(layer.out_features, rank, generator=g) * 0.1
-    save_file(state, str(path))
-
-
-def fixture_folders(tmp_path, prompt: dict):
-    """Tiny checkpoints and LoRAs under the names `prompt` uses, and an input image."""
-    import numpy as np
-    from PIL import Image
-
-    checkpoints = pytest.importorskip("support.checkpoints", reason="fixture writers come with the models branch")
-    root = checkpoints.write_tiny_configs(tmp_path / "configs")
-    models, inputs = tmp_path / "models", tmp_path / "input"
-    for sub in ("checkpoints", "loras"):
-        (models / sub).mkdir(parents=True)
-    inputs.mkdir()
-    used = {v for node in prompt.values() for v in node["inputs"].values() if isinstance(v, str)}
-    written = {}
-    for name, (family, lcm) in FIXTURE_CHECKPOINTS.items():
-        if name in used or any(FIXTURE_LORAS[lora][0] == name for lora in FIXTURE_LORAS if lora in used):
-            written[name] = checkpoints.write_single_file(models / "checkpoints" / name, family, root, lcm=lcm)
-    for name, (base, text) in FIXTURE_LORAS.items():
-        if name in used:
-            write_peft_lora(models / "loras" / name, written[base], text)
-    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(inputs / "example.png")
-    return root, models, inputs
-
-
 @pytest.mark.parametrize("path", UI_FILES, ids=[p.stem for p in UI_FILES])
 def test_runs_headless_on_fixture_models(path, tmp_path):
     from lcm_core import paths
@@ -101,9 +48,11 @@ def test_runs_headless_on_fixture_models(path, tmp_path):
 
     if not PACK_NODES <= set(registry.node_classes()):
         pytest.skip("the real LCM nodes are not all registered yet")
+    pytest.importorskip("support.checkpoints", reason="fixture writers come with the models branch")
+    from lcm_core.models import configs
+
     prompt = json.loads((WORKFLOWS / "api" / path.name).read_text())
     root, models, inputs = fixture_folders(tmp_path, prompt)
-    configs = pytest.importorskip("lcm_core.models.configs")
     sizes = [f"{n}.{k}=64" for n, node in prompt.items() if node["class_type"] == "EmptyLatentImage"
              for k in ("width", "height")]
     out, report = tmp_path / "output", tmp_path / "report.json"
