@@ -16,7 +16,7 @@ import logging
 import threading
 from typing import Callable
 
-from ..graph.events import Event
+from ..graph.events import Event, timestamp
 from ..graph.execute import Executor, RunResult
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,10 @@ class PromptQueue:
         with self._lock:
             self.history.pop(prompt_id, None)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Wake and stop the worker."""
         with self._lock:
@@ -208,7 +212,7 @@ class Worker:
         while True:
             got = self.queue.get(timeout=1.0)
             if got is None:
-                if self.queue._closed:
+                if self.queue.closed:
                     return
                 continue
             item, task_id = got
@@ -216,9 +220,7 @@ class Worker:
                 self._run(item, task_id)
             except Exception as ex:  # the worker must survive anything a prompt does
                 log.exception("prompt %s failed outside the executor", item[1])
-                error = {"prompt_id": item[1], "node_id": None, "node_type": None, "executed": [],
-                         "exception_message": str(ex), "exception_type": type(ex).__name__, "traceback": [],
-                         "current_inputs": {}, "current_outputs": {}}
+                error = _error_message(item[1], str(ex), type(ex).__name__)
                 status = {"status_str": "error", "completed": False, "messages": [["execution_error", error]]}
                 self.queue.task_done(task_id, {}, status, {})
                 self.send("execution_error", error, self._client_id)
@@ -237,15 +239,25 @@ class Worker:
             self.last_node = None
         if not result.ok:  # ComfyUI's worker always ends a prompt with `executing: null`
             self._deferred.append(("executing", {"node": None, "prompt_id": prompt_id}))
-        if result.status == "invalid":
-            self._messages.append(["execution_error", {"prompt_id": prompt_id, "error": result.error,
-                                                       "node_errors": result.node_errors}])
+        if result.status == "invalid":  # valid when queued, not any more (a file went away)
+            error = _error_message(prompt_id, f"{result.error.get('message')}: {result.error.get('details')}",
+                                   "ValidationError")
+            error.update(error=result.error, node_errors=result.node_errors)
+            self._messages.append(["execution_error", error])
+            self.send("execution_error", error, self._client_id)
         status = {"status_str": "success" if result.ok else "error", "completed": result.ok,
                   "messages": self._messages}
         self.queue.task_done(task_id, result.outputs, status, _meta(result))
         for name, data in self._deferred:
             self.send(name, data, self._client_id)
         self._client_id = None
+
+
+def _error_message(prompt_id: str, message: str, kind: str) -> dict:
+    """An `execution_error` payload for a failure no node raised."""
+    return {"prompt_id": prompt_id, "node_id": None, "node_type": None, "executed": [], "exception_message": message,
+            "exception_type": kind, "traceback": [], "current_inputs": {}, "current_outputs": {},
+            "timestamp": timestamp()}
 
 
 def _meta(result: RunResult) -> dict:

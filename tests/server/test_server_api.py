@@ -321,3 +321,31 @@ def test_partial_execution_targets_run_only_what_they_need(server):
     ran = [m["data"]["node"] for m in messages if m["type"] == "executing" and m["data"]["node"]]
     assert ran == ["1", "2", "3", "4", "5", "7"] and messages[-3]["type"] == "execution_success"
     assert dummy_nodes.CALLS["FailingNode"] == 0 and refused == 400
+
+
+def test_prompt_that_became_invalid_in_the_queue_reports_an_error(server):
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "gone.png"}},
+              "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+    Image.new("RGB", (8, 8)).save(server.folders.input_dir / "gone.png")
+
+    async def go():
+        async with aiohttp.ClientSession() as s, s.ws_connect(server.url + "/ws?clientId=tester") as ws:
+            await ws.receive_json()
+            blocker = await _submit(s, server.url, {
+                "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+                "2": {"class_type": "SlowSteps", "inputs": {"latent_image": ["1", 0], "steps": 10, "seed": 9}},
+                "3": {"class_type": "LCMVAEDecode", "inputs": {"vae": ["4", 2], "samples": ["2", 0]}},
+                "4": {"class_type": "LCMCheckpointLoader", "inputs": {"ckpt_name": dummy_nodes.CHECKPOINTS[0],
+                                                                      "dtype": "auto"}},
+                "5": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}}})
+            answer = await _submit(s, server.url, prompt)
+            (server.folders.input_dir / "gone.png").unlink()  # removed while the prompt waits
+            await follow(ws, blocker["prompt_id"])
+            messages, _ = await follow(ws, answer["prompt_id"])
+            history = await (await s.get(f"{server.url}/history/{answer['prompt_id']}")).json()
+            return messages, history[answer["prompt_id"]]
+
+    messages, entry = run(go())
+    error = next(m["data"] for m in messages if m["type"] == "execution_error")
+    assert error["exception_type"] == "ValidationError" and "gone.png" in json.dumps(error["node_errors"])
+    assert entry["status"]["status_str"] == "error"
