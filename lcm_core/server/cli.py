@@ -49,17 +49,36 @@ def make_state(args: argparse.Namespace, node_classes: dict | None = None, displ
                        display_names if display_names is not None else registry_names(), options)
 
 
+async def _serve(app, host: str, port: int, editor: bool) -> None:
+    """Run `app` until cancelled, printing the address actually bound (port 0 picks one)."""
+    import asyncio
+
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port
+    what = "editor and API" if editor else "API only (pip install comfyui-lcm[ui] for the editor)"
+    print(f"lcm-run serve: {what} on http://{host}:{bound}/", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until Ctrl-C."""
-    from aiohttp import web
+    import asyncio
 
     from .app import build_app
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     state = make_state(args)
-    where = f"http://{args.host}:{args.port}/"
-    editor = "editor and API" if state.options.frontend_root else "API only (pip install comfyui-lcm[ui] for the editor)"
-    print(f"lcm-run serve: {editor} on {where}", flush=True)
-    web.run_app(build_app(state), host=args.host, port=args.port, access_log=None, print=None)
+    try:
+        asyncio.run(_serve(build_app(state), args.host, args.port, state.options.frontend_root is not None))
+    except KeyboardInterrupt:
+        pass
     return 0

@@ -4,7 +4,6 @@ up, and a note on `/` when the editor package is not used."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -22,32 +21,28 @@ def test_defaults_bind_loopback_only():
     assert args.host == "127.0.0.1" and args.port == 8188 and args.preview_method == "auto"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str):
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.status, response.read()
 
 
 def test_lcm_run_serve_subprocess(tmp_path):
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "lcm_core.graph.cli", "serve", "--port", str(port), "--no-frontend",
+    command = [sys.executable, "-m", "lcm_core.graph.cli", "serve", "--port", "0", "--no-frontend",
                "--models-dir", str(tmp_path / "models"), "--input-dir", str(tmp_path / "in"),
                "--output-dir", str(tmp_path / "out"), "--user-dir", str(tmp_path / "user")]
-    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        line = server.stdout.readline()  # "lcm-run serve: API only (...) on http://127.0.0.1:PORT/"
+        assert "lcm-run serve: API only" in line, line
+        url = line.strip().rsplit(" ", 1)[-1].rstrip("/")
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
         deadline = time.monotonic() + 60
         while True:
             try:
                 status, body = _get(url + "/api/object_info")
                 break
             except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, server.stdout.read().decode()
+                assert server.poll() is None, server.stdout.read()
                 assert time.monotonic() < deadline, "lcm-run serve did not answer within 60 s"
                 time.sleep(0.2)
         info = json.loads(body)
