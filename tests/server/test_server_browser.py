@@ -254,3 +254,29 @@ def test_editor_saves_workflows_to_the_user_folder(page, browser_server):
     page.get_by_text("saved by the editor.json").first.wait_for(timeout=10_000)  # listed from /userdata
     page.screenshot(path=str(browser_server.shots / "saved_workflow.png"))
     page.click(".workflows-tab-button")
+
+
+def test_frontend_graph_to_prompt_matches_ui_to_api_with_the_real_nodes(tmp_path):
+    """The same ground truth with the real node classes' INPUT_TYPES (once all are registered)."""
+    from lcm_core.graph import registry
+
+    classes, names = registry.node_classes(), registry.display_names()
+    if not {"LCMCheckpointLoader", "LCMLoraLoader", "LCMTextEncode", "LCMSampler", "LCMVAEDecode",
+            "LCMVAEEncode"} <= set(classes):
+        pytest.skip("the real LCM nodes are not all registered yet")
+    serve_folders(tmp_path)
+    live = LiveServer(classes, names, user_dir=tmp_path / "user", frontend_root=find_frontend())
+    try:
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(live.url)
+            page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=60_000)
+            for path in UI_WORKFLOWS:
+                workflow = json.loads(path.read_text())
+                _load(page, copy.deepcopy(workflow))
+                built = _graph_to_prompt(page)
+                assert ui_to_api(workflow, classes, names) == built["output"], path.name
+            browser.close()
+    finally:
+        live.stop()
