@@ -349,3 +349,17 @@ def test_prompt_that_became_invalid_in_the_queue_reports_an_error(server):
     error = next(m["data"] for m in messages if m["type"] == "execution_error")
     assert error["exception_type"] == "ValidationError" and "gone.png" in json.dumps(error["node_errors"])
     assert entry["status"]["status_str"] == "error"
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("auto", {"editor": ["editor"], "script": [], None: ["editor"]}),
+    ("latent2rgb", {"editor": ["editor"], "script": ["script"], None: ["editor", "script"]}),
+    ("none", {"editor": [], "script": [], None: []}),
+])
+def test_preview_targets_follow_the_preview_method(method, expected):
+    from lcm_core.server.hub import Hub
+
+    hub = Hub(lambda: {}, method)
+    hub.sockets = {"editor": object(), "script": object()}
+    hub.flagged = {"editor"}
+    assert {sid: hub.preview_targets(sid) for sid in expected} == expected

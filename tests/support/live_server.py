@@ -24,11 +24,9 @@ class LiveServer:
     """A running server: `url`, `state`; `stop()` ends it."""
 
     def __init__(self, node_classes: dict, display_names: dict | None = None, *, user_dir: Path,
-                 frontend_root: Path | None = None, max_upload_mb: float = 1.0, web_dirs: dict | None = None, preview_method: str = "auto"):
+                 frontend_root: Path | None = None, max_upload_mb: float = 1.0, preview_method: str = "auto"):
         options = ServerOptions(port=0, max_upload_mb=max_upload_mb, user_dir=user_dir, frontend_root=frontend_root,
                                 preview_method=preview_method)
-        if web_dirs is not None:
-            options.web_dirs = web_dirs
         self.state = ServerState(node_classes, display_names or {}, options)
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
