@@ -93,8 +93,8 @@ class FakeFineTune:
 def browser_server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     serve_folders(tmp)
-    live = LiveServer({**dummy_nodes.all_nodes(), "LCMFineTune": FakeFineTune}, DISPLAY_NAMES, user_dir=tmp / "user", frontend_root=find_frontend(),
-                      max_upload_mb=10)
+    live = LiveServer({**dummy_nodes.all_nodes(), "LCMFineTune": FakeFineTune}, DISPLAY_NAMES,
+                      user_dir=tmp / "user", frontend_root=find_frontend(), max_upload_mb=10)
     live.shots = Path(os.environ.get("LCM_SCREENSHOTS") or tmp / "screenshots")
     live.shots.mkdir(parents=True, exist_ok=True)
     yield live
@@ -102,24 +102,30 @@ def browser_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(browser_server):
+def browser():
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
-        page.problems = []
-        page.failed = []
-        page.on("console", lambda m: page.problems.append((m.type, m.text, m.location.get("url", "")))
-                if m.type == "error" else None)
-        page.on("pageerror", lambda e: page.problems.append(("pageerror", str(e), e.stack or "")))
-        page.on("response", lambda r: page.failed.append((r.status, r.url)) if r.status >= 400 else None)
-        page.views = []
-        page.on("response", lambda r: page.views.append(r.url) if r.status == 200 and "/view?" in r.url else None)
-        page.goto(browser_server.url)
-        page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=60_000)
-        page.wait_for_timeout(1000)
-        page.keyboard.press("Escape")  # the template dialog
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, browser_server):
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.problems = []
+    page.failed = []
+    page.on("console", lambda m: page.problems.append((m.type, m.text, m.location.get("url", "")))
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.problems.append(("pageerror", str(e), e.stack or "")))
+    page.on("response", lambda r: page.failed.append((r.status, r.url)) if r.status >= 400 else None)
+    page.views = []
+    page.on("response", lambda r: page.views.append(r.url) if r.status == 200 and "/view?" in r.url else None)
+    page.goto(browser_server.url)
+    page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.keyboard.press("Escape")  # the template dialog
+    yield page
+    page.close()
 
 
 def _load(page, workflow: dict) -> None:
@@ -256,7 +262,7 @@ def test_editor_saves_workflows_to_the_user_folder(page, browser_server):
     page.click(".workflows-tab-button")
 
 
-def test_frontend_graph_to_prompt_matches_ui_to_api_with_the_real_nodes(tmp_path):
+def test_frontend_graph_to_prompt_matches_ui_to_api_with_the_real_nodes(browser, tmp_path):
     """The same ground truth with the real node classes' INPUT_TYPES (once all are registered)."""
     from lcm_core.graph import registry
 
@@ -267,16 +273,14 @@ def test_frontend_graph_to_prompt_matches_ui_to_api_with_the_real_nodes(tmp_path
     serve_folders(tmp_path)
     live = LiveServer(classes, names, user_dir=tmp_path / "user", frontend_root=find_frontend())
     try:
-        with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.goto(live.url)
-            page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=60_000)
-            for path in UI_WORKFLOWS:
-                workflow = json.loads(path.read_text())
-                _load(page, copy.deepcopy(workflow))
-                built = _graph_to_prompt(page)
-                assert ui_to_api(workflow, classes, names) == built["output"], path.name
-            browser.close()
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(live.url)
+        page.wait_for_function("window.app && window.app.graph && window.app.extensionManager", timeout=60_000)
+        for path in UI_WORKFLOWS:
+            workflow = json.loads(path.read_text())
+            _load(page, copy.deepcopy(workflow))
+            built = _graph_to_prompt(page)
+            assert ui_to_api(workflow, classes, names) == built["output"], path.name
+        page.close()
     finally:
         live.stop()
