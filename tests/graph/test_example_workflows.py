@@ -60,6 +60,10 @@ def test_runs_headless_on_fixture_models(path, tmp_path):
     out, report = tmp_path / "output", tmp_path / "report.json"
     common = ["--models-dir", str(models), "--input-dir", str(inputs), "--output-dir", str(out), "--device", "cpu"]
     args = [str(path), *common, "--report", str(report), *[a for s in sizes for a in ("--set", s)]]
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add contention
     try:
         with configs.use_root(root):
             code = cli.main(args)
@@ -74,4 +78,5 @@ def test_runs_headless_on_fixture_models(path, tmp_path):
                 assert again != saved
                 assert np.array_equal(np.asarray(Image.open(saved)), np.asarray(Image.open(again)))
     finally:
+        torch.set_num_threads(threads)
         paths.configure(None)
