@@ -78,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=Path("benchmark-output"))
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--tiny-fixtures", action="store_true", help="write tiny models first (PYTHONPATH=tests)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 steadies timings)")
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     classes = node_classes()
     source = load(args.workflow)
     prompt = source.prompt if source.prompt is not None else ui_to_api(source.workflow, classes, display_names())
@@ -98,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         direct, runner, bookkeeping, count = measure(prompt, classes, source.extra_pnginfo, args.repeat)
     d, r, b = statistics.median(direct), statistics.median(runner), statistics.median(bookkeeping)
     dmin, rmin = min(direct), min(runner)
-    print(f"`python benchmarks/runner_overhead.py {' '.join(sys.argv[1:] if argv is None else argv)}`\n")
+    import torch
+
+    print(f"`python benchmarks/runner_overhead.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
+          f" (torch {torch.__version__}, {args.threads} CPU thread(s))\n")
     print("| workflow | nodes | runs | direct min / median (ms) | runner min / median (ms) | difference of mins | "
           "runner bookkeeping median (ms, % of direct) |")
     print("|---|---|---|---|---|---|---|")

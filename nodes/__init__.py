@@ -7,9 +7,9 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import conditioning, host, io
+from . import conditioning, host, io, latents, loaders, lora, sampling
 
-_THEMES: tuple = (conditioning,)
+_THEMES: tuple = (conditioning, latents, loaders, lora, sampling,)
 _HEADLESS_ONLY: tuple = (io,)
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

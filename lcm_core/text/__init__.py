@@ -1,0 +1,1 @@
+"""Text: the offline CLIP tokenizer and prompt encoding."""
