@@ -68,3 +68,9 @@ class Interrupted(LCMError):
     """The user asked to stop; raised at the next step boundary."""
 
     type = "interrupted"
+
+
+class WorkflowError(LCMError):
+    """A workflow file cannot be read or converted (not JSON, wrong shape, unsupported feature)."""
+
+    type = "invalid_prompt"

@@ -7,10 +7,10 @@ diffusers) inside their functions. The headless stand-ins for ComfyUI's core nod
 
 from __future__ import annotations
 
-from . import conditioning, host, latents, loaders, lora, sampling, training
+from . import conditioning, host, io, latents, loaders, lora, sampling, training
 
-_THEMES: tuple = (loaders, lora, conditioning, sampling, latents, training)
-_HEADLESS_ONLY: tuple = ()
+_THEMES: tuple = (conditioning, latents, loaders, lora, sampling, training)
+_HEADLESS_ONLY: tuple = (io,)
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
