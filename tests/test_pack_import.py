@@ -79,3 +79,28 @@ def test_host_paths_come_from_folder_paths(tmp_path):
         paths = sys.modules[f"{pack.__name__}.lcm_core.paths"]
         assert paths.folders("checkpoints") == [dirs["models"] / "checkpoints"]
         assert paths.folders("output") == [dirs["output"]]
+
+
+def test_wheel_holds_the_engine_and_node_layer_but_no_top_level_nodes(tmp_path):
+    """`pip install .` must not shadow ComfyUI's own top-level `nodes` module."""
+    import shutil
+    import zipfile
+
+    source = tmp_path / "src"  # build from a copy: setuptools leaves build/ beside the sources
+    shutil.copytree(PACK_ROOT, source, ignore=shutil.ignore_patterns(".git", "venv", ".venv", "build", "*.egg-info",
+                                                                     "__pycache__", "output", "temp", "input"))
+    args = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)]
+    try:
+        import setuptools  # noqa: F401
+
+        args.insert(5, "--no-build-isolation")
+    except ImportError:
+        pass
+    subprocess.run(args, check=True, capture_output=True, cwd=tmp_path)
+    (wheel,) = tmp_path.glob("*.whl")
+    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+    assert {"lcm_core", "lcm_nodes"} <= tops
+    assert "nodes" not in tops and "__init__.py" not in tops
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "lcm_core/text/data/vocab.json" in names
+    assert any(n.startswith("lcm_core/models/configs/sdxl/") for n in names)
