@@ -4,7 +4,7 @@
 
 Prints one markdown table row. Peak memory is the process's maximum resident set size,
 which includes pages of the file mapped while reading. Results are in
-benchmarks/load_checkpoint.md.
+benchmarks/README.md.
 """
 
 from __future__ import annotations
