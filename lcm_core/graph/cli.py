@@ -207,6 +207,11 @@ def run_workflow(args: argparse.Namespace) -> RunResult:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lcm-run`; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        from ..server.cli import main as serve
+
+        return serve(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_nodes:

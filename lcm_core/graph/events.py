@@ -38,6 +38,7 @@ class Event:
 
     name: str
     data: dict
+    step: Any = field(default=None, compare=False, repr=False)  # the engine's progress.Step (live previews, text)
 
     def to_ws(self) -> dict:
         """The message as ComfyUI's server sends it over the WebSocket."""
@@ -93,7 +94,8 @@ class StepReporter:
 
     def step(self, step: Step) -> None:
         self.emit(Event("progress", {"value": step.i, "max": step.total,
-                                     "prompt_id": self.prompt_id, "node": self.node_id}))
+                                     "prompt_id": self.prompt_id, "node": self.node_id},
+                        step=step))
 
     def interrupted(self) -> bool:
         return self._interrupted()
