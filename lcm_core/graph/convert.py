@@ -174,15 +174,34 @@ def _bypass_slot(node: dict, slot: int, want_type: Any) -> int | None:
     return None
 
 
+def widget_default(decl: Any) -> Any:
+    """The value the frontend gives a new widget: its `default`, else the first choice of a
+    combo, 0 for numbers, "" for text, False for a toggle (None: no value at all)."""
+    kind, opts = spec_type(decl), spec_options(decl)
+    if "default" in opts:
+        return opts["default"]
+    if isinstance(kind, (list, tuple)) or kind == "COMBO":
+        choices = list(kind) if isinstance(kind, (list, tuple)) else list(opts.get("options") or [])
+        return choices[0] if choices else None
+    return {"INT": 0, "FLOAT": 0, "STRING": "", "BOOLEAN": False}.get(kind)
+
+
 def _widget_values(node: dict, input_types: dict) -> dict:
+    """Stored widget values by input name; widgets the file has no value for (an input
+    added to the node after the workflow was saved) get their defaults, as in the editor."""
     values = node.get("widgets_values")
     if isinstance(values, dict):
-        return dict(values)
-    values = list(values or [])
-    full, bare = widget_layout(input_types)
-    layout = bare if len(values) == len(bare) and len(bare) != len(full) else full
-    return {name: {"__value__": value} if isinstance(value, list) else value
-            for name, value in zip(layout, values) if name is not _EXTRA}
+        found = dict(values)
+    else:
+        values = list(values or [])
+        full, bare = widget_layout(input_types)
+        layout = bare if len(values) == len(bare) and len(bare) != len(full) else full
+        found = {name: value for name, value in zip(layout, values) if name is not _EXTRA}
+    for group in ("required", "optional"):
+        for name, decl in (input_types.get(group) or {}).items():
+            if name not in found and is_widget(decl) and widget_default(decl) is not None:
+                found[name] = widget_default(decl)
+    return {name: {"__value__": value} if isinstance(value, list) else value for name, value in found.items()}
 
 
 def _input_type(decl_types: dict, name: str, fallback: Any) -> Any:

@@ -144,9 +144,11 @@ def test_help_list_and_validate_only_import_no_torch(tmp_path):
                 codes.append(ex.code)
             codes.append(cli.main(["--list-nodes"]))
             codes.append(cli.main([{str(workflow)!r}, "--validate-only", "--input-dir", {str(image.parent)!r}]))
+            codes.append(cli.main([{str(PACK_ROOT / "workflows" / "sd15_lcm_lora_style.json")!r}, "--validate-only",
+                                   "--models-dir", {str(tmp_path / "no-models")!r}]))
         print(json.dumps({{"codes": codes, "torch": "torch" in sys.modules, "listing": listing.getvalue()}}))
     """)
-    assert result["codes"] == [0, 0, 0]
+    assert result["codes"] == [0, 0, 0, 1]  # the example names models that are not there
     assert result["torch"] is False
     assert "SaveImage\tSave Image" in result["listing"]
 

@@ -78,7 +78,7 @@ def ui_workflow() -> dict:
 
 
 EXPECTED = {
-    "1": {"inputs": {"ckpt_name": "tiny-lcm.safetensors", "dtype": "auto"}, "class_type": "LCMCheckpointLoader",
+    "1": {"inputs": {"ckpt_name": "tiny-lcm.safetensors", "dtype": "auto", "base_ckpt_name": "none"}, "class_type": "LCMCheckpointLoader",
           "_meta": {"title": "Load LCM Checkpoint"}},
     "2": {"inputs": {"text": "a cat", "clip": ["1", 1]}, "class_type": "LCMTextEncode",
           "_meta": {"title": "LCMTextEncode"}},
@@ -156,6 +156,15 @@ def test_seed_layout_has_control_after_generate():
     full, bare = widget_layout(NODES["LCMSampler"].INPUT_TYPES())
     assert full[:3] == ["seed", None, "steps"]
     assert bare[:2] == ["seed", "steps"]
+
+
+def test_widgets_missing_from_the_file_get_their_defaults_like_the_editor():
+    workflow = {"nodes": [_node(1, "LCMLoraLoader", widgets=["style.safetensors", 0.5]),
+                          _node(2, "LCMCheckpointLoader", widgets=["tiny-sd15.safetensors"])], "links": []}
+    prompt = ui_to_api(workflow, NODES)
+    assert prompt["1"]["inputs"] == {"lora_name": "style.safetensors", "strength_model": 0.5,
+                                     "strength_clip": 1.0, "lora_kind": "auto"}
+    assert prompt["2"]["inputs"] == {"ckpt_name": "tiny-sd15.safetensors", "dtype": "auto", "base_ckpt_name": "none"}
 
 
 def test_sampler_without_control_value_still_maps():

@@ -33,7 +33,8 @@ class LCMCheckpointLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"ckpt_name": (CHECKPOINTS, _tooltip("checkpoint")),
-                             "dtype": (["auto", "fp16", "bf16", "fp32"], _tooltip("dtype", default="auto"))}}
+                             "dtype": (["auto", "fp16", "bf16", "fp32"], _tooltip("dtype", default="auto"))},
+                "optional": {"base_ckpt_name": (["none"] + CHECKPOINTS, _tooltip("base", default="none"))}}
 
     RETURN_TYPES = ("LCM_MODEL", "LCM_CLIP", "LCM_VAE")
     RETURN_NAMES = ("model", "clip", "vae")
@@ -41,7 +42,7 @@ class LCMCheckpointLoader:
     CATEGORY = "LCM/loaders"
     DESCRIPTION = "dummy loader"
 
-    def load(self, ckpt_name, dtype):
+    def load(self, ckpt_name, dtype, base_ckpt_name="none"):
         CALLS["LCMCheckpointLoader"] += 1
         scale = 1.0 + CHECKPOINTS.index(ckpt_name)
         return ({"scale": scale, "loras": ()}, {"name": ckpt_name, "loras": ()}, {"gain": 0.5})

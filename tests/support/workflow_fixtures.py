@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PACK_NODES = {"LCMCheckpointLoader", "LCMLoraLoader", "LCMTextEncode", "LCMSampler", "LCMVAEDecode", "LCMVAEEncode"}
 FIXTURE_CHECKPOINTS = {  # name in the example workflows → (family, LCM-distilled)
     "LCM_Dreamshaper_v7.safetensors": ("sd15", True),
     "v1-5-pruned-emaonly.safetensors": ("sd15", False),
