@@ -12,7 +12,7 @@ from support.host import PACK_ROOT, comfy_host
 
 PACK_NODES = {
     "LCMCheckpointLoader", "LCMLoraLoader", "LCMTextEncode", "LCMSampler",
-    "LCMVAEDecode", "LCMVAEEncode",
+    "LCMVAEDecode", "LCMVAEEncode", "LCMFineTune", "LCMDistillLoRA",
 }
 HEADLESS_NODES = {"LoadImage", "SaveImage", "PreviewImage", "EmptyLatentImage"}
 

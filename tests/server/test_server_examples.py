@@ -5,7 +5,6 @@ models) is followed over the WebSocket to `execution_success`, and the image fet
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,18 +14,10 @@ import pytest
 from lcm_core import paths
 from lcm_core.graph import registry
 from support.live_server import LiveServer, follow
+from support.workflow_fixtures import PACK_NODES, fixture_folders
 
 TESTS = Path(__file__).resolve().parents[1]
 API_FILES = sorted((TESTS.parent / "workflows" / "api").glob("*.json"))
-
-
-def _example_helpers():
-    """The graph tests' fixture writers (tiny checkpoints and LoRAs under the examples' names)."""
-    spec = importlib.util.spec_from_file_location("example_workflow_fixtures",
-                                                  TESTS / "graph" / "test_example_workflows.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _small(prompt: dict) -> dict:
@@ -55,12 +46,11 @@ async def _serve_once(url: str, prompt: dict) -> tuple[list, bytes]:
 def test_server_output_equals_lcm_run(path, tmp_path, monkeypatch):
     from lcm_core.graph import cli
 
-    helpers = _example_helpers()
-    if not helpers.PACK_NODES <= set(registry.node_classes()):
+    if not PACK_NODES <= set(registry.node_classes()):
         pytest.skip("the real LCM nodes are not all registered yet")
     configs = pytest.importorskip("lcm_core.models.configs")
     prompt = _small(json.loads(path.read_text()))
-    root, models, inputs = helpers.fixture_folders(tmp_path, prompt)
+    root, models, inputs = fixture_folders(tmp_path, prompt)
     workflow_file = tmp_path / "prompt.json"
     workflow_file.write_text(json.dumps(prompt))
     monkeypatch.setenv("LCM_DEVICE", "cpu")
