@@ -113,6 +113,7 @@ def save_lora(path: str | Path, unet_lora: dict[str, torch.Tensor], *, text_enco
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; a saved LoRA is an ordinary file
         if path.exists() and not overwrite:
             raise InputError(f"{path} appeared while writing; refusing to overwrite it")
         os.replace(tmp, path)
@@ -120,3 +121,10 @@ def save_lora(path: str | Path, unet_lora: dict[str, torch.Tensor], *, text_enco
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _default_file_mode() -> int:
+    """The mode `open()` would give a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -91,3 +91,13 @@ def test_save_is_atomic_and_never_overwrites(tiny, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]
     with pytest.raises(InputError):
         save_lora(tmp_path / "b.safetensors", {"x.weight": torch.zeros(1)}, family=tiny.family, layout="peft")
+
+
+def test_saved_file_gets_the_ordinary_file_mode(tiny, tmp_path):
+    """The temp file behind the atomic write is private (0600); the saved LoRA must not be."""
+    fs = factors(tiny, alpha=None, te=False)
+    unet_sd, _ = _peft_dicts(tiny, fs)
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    path = save_lora(tmp_path / "a.safetensors", unet_sd, family=tiny.family, layout="kohya")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
