@@ -21,19 +21,17 @@ import gc
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from lcm_core import paths
 from lcm_core.graph.cli import apply_overrides
 from lcm_core.graph.convert import ui_to_api
 from lcm_core.graph.formats import load
 from lcm_core.graph.registry import display_names, node_classes
-from lcm_core.server.app import build_app
+from lcm_core.server.background import BackgroundServer
 from lcm_core.server.state import ServerOptions, ServerState
 
 DEFAULT_WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "lcm_txt2img.json"
@@ -45,33 +43,6 @@ def rss_bytes() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-class ServerThread:
-    """The app on a free loopback port, on its own event loop in a thread."""
-
-    def __init__(self, state: ServerState):
-        self.state, self.port = state, 0
-        self._ready, self._stop, self._loop = threading.Event(), None, None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
-        self._thread.start()
-        if not self._ready.wait(60):
-            sys.exit("the server did not start")
-
-    async def _serve(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        runner = web.AppRunner(build_app(self.state), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
 
 
 async def run_prompts(url: str, prompt: dict, seed_inputs: list, count: int, warmup: int) -> list[dict]:
@@ -149,10 +120,10 @@ def main(argv=None) -> int:
                                            input_dir=Path(io_dir) / "input", output_dir=Path(io_dir) / "output",
                                            temp_dir=Path(io_dir) / "temp"))
         state = ServerState(classes, display_names(), ServerOptions(port=0, user_dir=Path(io_dir) / "user"))
-        server = ServerThread(state)
+        server = BackgroundServer(state)
         before = rss_bytes()
         try:
-            rows = asyncio.run(run_prompts(f"http://127.0.0.1:{server.port}", prompt, seed_inputs, args.prompts,
+            rows = asyncio.run(run_prompts(server.url, prompt, seed_inputs, args.prompts,
                                            args.warmup))
         finally:
             server.stop()

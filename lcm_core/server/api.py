@@ -150,14 +150,7 @@ def add_routes(routes: web.RouteTableDef, state: ServerState) -> None:
 
     @routes.post("/queue")
     async def post_queue(request):
-        data = await read_json_object(request)
-        if data.get("clear"):
-            state.queue.clear()
-        delete = data.get("delete", [])
-        if not isinstance(delete, list):
-            raise web.HTTPBadRequest(text="delete must be a list of prompt ids")
-        for prompt_id in delete:
-            state.queue.delete(str(prompt_id))
+        _clear_and_delete(await read_json_object(request), state.queue.clear, state.queue.delete)
         return web.Response(status=200)
 
     @routes.post("/interrupt")
@@ -189,14 +182,7 @@ def add_routes(routes: web.RouteTableDef, state: ServerState) -> None:
 
     @routes.post("/history")
     async def post_history(request):
-        data = await read_json_object(request)
-        if data.get("clear"):
-            state.queue.clear_history()
-        delete = data.get("delete", [])
-        if not isinstance(delete, list):
-            raise web.HTTPBadRequest(text="delete must be a list of prompt ids")
-        for prompt_id in delete:
-            state.queue.delete_history(str(prompt_id))
+        _clear_and_delete(await read_json_object(request), state.queue.clear_history, state.queue.delete_history)
         return web.Response(status=200)
 
     @routes.get("/system_stats")
@@ -265,3 +251,14 @@ def system_info(state: ServerState) -> dict:
         "devices": [{"name": str(device), "type": device.type, "index": device.index, "vram_total": vram_total,
                      "vram_free": vram_free, "torch_vram_total": vram_total, "torch_vram_free": vram_free}],
     }
+
+
+def _clear_and_delete(data: dict, clear, delete_one) -> None:
+    """ComfyUI's `{"clear": true, "delete": [ids]}` body for POST /queue and /history."""
+    delete = data.get("delete", [])
+    if not isinstance(delete, list):
+        raise web.HTTPBadRequest(text="delete must be a list of prompt ids")
+    if data.get("clear"):
+        clear()
+    for prompt_id in delete:
+        delete_one(str(prompt_id))

@@ -7,64 +7,23 @@ or a browser.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import urllib.request
 from pathlib import Path
 
-from aiohttp import web
-
 from lcm_core import paths
-from lcm_core.server.app import build_app
+from lcm_core.server.background import BackgroundServer
 from lcm_core.server.state import ServerOptions, ServerState
 
 
-class LiveServer:
-    """A running server: `url`, `state`; `stop()` ends it."""
+class LiveServer(BackgroundServer):
+    """A running server for tests: `url`, `state`, `get_json(path)`; `stop()` ends it."""
 
     def __init__(self, node_classes: dict, display_names: dict | None = None, *, user_dir: Path,
                  frontend_root: Path | None = None, max_upload_mb: float = 1.0, preview_method: str = "auto"):
         options = ServerOptions(port=0, max_upload_mb=max_upload_mb, user_dir=user_dir, frontend_root=frontend_root,
                                 preview_method=preview_method)
-        self.state = ServerState(node_classes, display_names or {}, options)
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.port = 0
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="live-server", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30) or self.error is not None:
-            raise RuntimeError(f"server did not start: {self.error}")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as ex:  # reported to the starting thread
-            self.error = ex
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        runner = web.AppRunner(build_app(self.state), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        await self._stop.wait()
-        await runner.cleanup()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+        super().__init__(ServerState(node_classes, display_names or {}, options))
 
     def get_json(self, path: str):
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
