@@ -28,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render `--help`)."""
     parser = argparse.ArgumentParser(
         prog="lcm-run", description="Run a ComfyUI workflow made of comfyui-lcm nodes headlessly.",
-        epilog="Exit status: 0 success, 1 invalid workflow, 2 execution error, 130 interrupted.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit status: 0 success, 1 invalid workflow, 2 execution error, 130 interrupted.\n\n"
+               "lcm-run serve [--host H] [--port P] ...  serves ComfyUI's API and editor for these nodes\n"
+               "                                         (see lcm-run serve --help)")
     parser.add_argument("workflow", nargs="?", help="workflow .json (UI or API format) or a PNG saved by ComfyUI")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE_ID.INPUT=VALUE",
                         help="override an input; VALUE is parsed as JSON, else taken as a string (repeatable)")

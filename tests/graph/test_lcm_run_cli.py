@@ -175,3 +175,9 @@ def test_console_draws_a_tqdm_bar_on_a_tty():
     assert console.bar is not None and console.bar.n == 4
     console(Event("execution_success", {"prompt_id": "p", "timestamp": 0}))
     assert console.bar is None and "#4:   0%" in stream.getvalue()
+
+
+def test_help_mentions_serve(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "lcm-run serve" in capsys.readouterr().out
