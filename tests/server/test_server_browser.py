@@ -130,8 +130,12 @@ def page(browser, browser_server):
 
 
 def _load(page, workflow: dict) -> None:
-    page.evaluate("wf => app.loadGraphData(wf)", workflow)
-    page.wait_for_timeout(300)
+    """Load `workflow` and wait until the editor's graph holds all of its nodes (a fixed sleep
+    raced the editor on a loaded CI machine)."""
+    page.evaluate("async wf => { await app.loadGraphData(wf); }", workflow)
+    page.wait_for_function("n => app.graph && app.graph._nodes.length === n", arg=len(workflow.get("nodes", [])),
+                           timeout=30_000)
+    page.wait_for_timeout(100)
 
 
 def _graph_to_prompt(page) -> dict:
