@@ -122,23 +122,6 @@ def _noise(seeds: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def teacher_ddim(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: list[int], steps: int = 25,
-                 guidance: float = 3.0) -> torch.Tensor:
-    """The teacher's `steps`-step DDIM sample with CFG `guidance` (diffusers' scheduler)."""
-    from diffusers import DDIMScheduler
-
-    sched = DDIMScheduler.from_config(SD_SCHEDULER)
-    sched.set_timesteps(steps)
-    x = _noise(seeds) * sched.init_noise_sigma
-    uncond = uncond.expand_as(embeds)
-    for t in sched.timesteps:
-        both = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([embeds, uncond])).sample
-        cond_out, uncond_out = both.chunk(2)
-        x = sched.step(uncond_out + guidance * (cond_out - uncond_out), t, x).prev_sample
-    return x
-
-
-@torch.no_grad()
 def teacher_lcm_chain(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: list[int], steps: int = 4,
                       guidance: float = 3.0, ode_steps: int = 25, original_steps: int = 50) -> torch.Tensor:
     """What a perfect student gives under `student_lcm`: the same `LCMScheduler` chain (same
@@ -146,8 +129,8 @@ def teacher_lcm_chain(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: l
     the teacher's `ode_steps`-step DDIM CFG solve from that timestep to 0.
 
     The LCM sampler re-noises between steps with fresh noise, so after the first step its
-    output is no longer a function of the seed's teacher trajectory: this, not
-    `teacher_ddim`, is the like-with-like reference for a multi-step student."""
+    output is no longer a function of the seed's teacher trajectory: this, not one
+    plain teacher sample from the seed, is the like-with-like reference for a multi-step student."""
     from diffusers import DDPMScheduler, LCMScheduler
 
     alphas = DDPMScheduler.from_config(SD_SCHEDULER).alphas_cumprod
@@ -243,15 +226,3 @@ class StopAfter:
 
     def interrupted(self) -> bool:
         return self.k is not None and len(self.steps) >= self.k
-
-
-@torch.no_grad()
-def student_one_step(unet, embeds: torch.Tensor, seeds: list[int]) -> torch.Tensor:
-    """The consistency function at t = 999 on the same starting noise as `teacher_ddim`:
-    what distillation fits to the end point of the teacher's ODE trajectory."""
-    from lcm_core.training.consistency import NoiseSchedule
-
-    schedule = NoiseSchedule(SD_SCHEDULER, "epsilon", 50, 10.0, torch.device("cpu"))
-    x = _noise(seeds)
-    t = torch.full((len(seeds),), 999)
-    return schedule.consistency(unet(x, t, encoder_hidden_states=embeds).sample, t, x)
