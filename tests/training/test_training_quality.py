@@ -7,9 +7,8 @@ least 25% closer (MSE) to the reference (about 44% and 42% here). The 4-step dis
 printed, not asserted: 0.033 -> 0.028 at 120 steps but 0.038 at 200, not yet a robust
 signal at this budget. Skipping interval k = 100 (10 DDIM timesteps) so the bootstrapped
 targets reach far in 120 steps; the sampler uses the same `original_inference_steps`.
-The reference is the same
-LCM chain run with the teacher's 25-step DDIM CFG solve (guidance 3 = LCM w 2, the trained w)
-in place of each consistency call, from the same starting and re-injected noise
+The reference is the same LCM chain run with the teacher's 25-step DDIM CFG solve (guidance
+3 = LCM w 2, the trained w) in place of each consistency call, from the same starting and re-injected noise
 (`teacher_lcm_chain`). Comparing a multi-step LCM sample with one plain 25-step teacher
 sample from the seed is not like with like: the sampler re-noises with fresh noise between
 steps, so even a perfect student (the teacher's own ODE solve) lands at MSE ~0.58 from it,
