@@ -122,20 +122,40 @@ def _noise(seeds: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def teacher_ddim(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: list[int], steps: int = 25,
-                 guidance: float = 3.0) -> torch.Tensor:
-    """The teacher's `steps`-step DDIM sample with CFG `guidance` (diffusers' scheduler)."""
-    from diffusers import DDIMScheduler
+def teacher_lcm_chain(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: list[int], steps: int = 4,
+                      guidance: float = 3.0, ode_steps: int = 25, original_steps: int = 50) -> torch.Tensor:
+    """What a perfect student gives under `student_lcm`: the same `LCMScheduler` chain (same
+    starting noise, same re-injected noise), with each consistency-function call replaced by
+    the teacher's `ode_steps`-step DDIM CFG solve from that timestep to 0.
 
-    sched = DDIMScheduler.from_config(SD_SCHEDULER)
+    The LCM sampler re-noises between steps with fresh noise, so after the first step its
+    output is no longer a function of the seed's teacher trajectory: this, not one
+    plain teacher sample from the seed, is the like-with-like reference for a multi-step student."""
+    from diffusers import DDPMScheduler, LCMScheduler
+
+    alphas = DDPMScheduler.from_config(SD_SCHEDULER).alphas_cumprod
+    context = torch.cat([embeds, uncond.expand_as(embeds)])
+
+    def solve(x: torch.Tensor, start: int) -> torch.Tensor:
+        ts = torch.linspace(start, 0, ode_steps + 1).round().long()
+        for t, prev in zip(ts[:-1], ts[1:]):
+            cond_out, uncond_out = unet(torch.cat([x, x]), t, encoder_hidden_states=context).sample.chunk(2)
+            eps = uncond_out + guidance * (cond_out - uncond_out)
+            x0 = (x - (1 - alphas[t]).sqrt() * eps) / alphas[t].sqrt()
+            x = alphas[prev].sqrt() * x0 + (1 - alphas[prev]).sqrt() * eps
+        return x0
+
+    sched = LCMScheduler.from_config(SD_SCHEDULER, original_inference_steps=original_steps)
     sched.set_timesteps(steps)
-    x = _noise(seeds) * sched.init_noise_sigma
-    uncond = uncond.expand_as(embeds)
-    for t in sched.timesteps:
-        both = unet(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([embeds, uncond])).sample
-        cond_out, uncond_out = both.chunk(2)
-        x = sched.step(uncond_out + guidance * (cond_out - uncond_out), t, x).prev_sample
-    return x
+    generator = torch.Generator().manual_seed(1234)
+    x = _noise(seeds)
+    for i, t in enumerate(sched.timesteps):
+        denoised = solve(x, int(t))
+        if i + 1 < len(sched.timesteps):
+            prev = sched.timesteps[i + 1]
+            noise = torch.randn(x.shape, generator=generator)
+            x = alphas[prev].sqrt() * denoised + (1 - alphas[prev]).sqrt() * noise
+    return denoised
 
 
 @torch.no_grad()
@@ -206,15 +226,3 @@ class StopAfter:
 
     def interrupted(self) -> bool:
         return self.k is not None and len(self.steps) >= self.k
-
-
-@torch.no_grad()
-def student_one_step(unet, embeds: torch.Tensor, seeds: list[int]) -> torch.Tensor:
-    """The consistency function at t = 999 on the same starting noise as `teacher_ddim`:
-    what distillation fits to the end point of the teacher's ODE trajectory."""
-    from lcm_core.training.consistency import NoiseSchedule
-
-    schedule = NoiseSchedule(SD_SCHEDULER, "epsilon", 50, 10.0, torch.device("cpu"))
-    x = _noise(seeds)
-    t = torch.full((len(seeds),), 999)
-    return schedule.consistency(unet(x, t, encoder_hidden_states=embeds).sample, t, x)

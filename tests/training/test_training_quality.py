@@ -1,9 +1,18 @@
 """Training works: LCF and LCD losses fall, and LCD moves the student towards its
 teacher's 25-step CFG result on held-out prompts and seeds.
 
-Margins: the mean loss of the last 20% of steps is at most 80% of the first 20%'s; the
-student's consistency function at t=999 ends at least 15% closer (MSE) to the teacher's
-25-step DDIM CFG sample from the same noise (about 30% closer is typical here).
+Margins: the mean loss of the last 20% of steps is at most 80% of the first 20%'s. For LCD
+the student's 1- and 2-step `LCMScheduler` samples (guidance 1, no CFG) must each end at
+least 25% closer (MSE) to the reference (about 44% and 42% here). The 4-step distance is
+printed, not asserted: 0.033 -> 0.028 at 120 steps but 0.038 at 200, not yet a robust
+signal at this budget. Skipping interval k = 100 (10 DDIM timesteps) so the bootstrapped
+targets reach far in 120 steps; the sampler uses the same `original_inference_steps`.
+The reference is the same LCM chain run with the teacher's 25-step DDIM CFG solve (guidance
+3 = LCM w 2, the trained w) in place of each consistency call, from the same starting and re-injected noise
+(`teacher_lcm_chain`). Comparing a multi-step LCM sample with one plain 25-step teacher
+sample from the seed is not like with like: the sampler re-noises with fresh noise between
+steps, so even a perfect student (the teacher's own ODE solve) lands at MSE ~0.58 from it,
+no closer than the untrained student (~0.60).
 """
 
 from __future__ import annotations
@@ -15,11 +24,12 @@ import torch
 
 from lcm_core import paths
 from lcm_core.training import TrainingConfig, train_lcd, train_lcf
-from support.training_models import (configure_folders, encode, pretrain_teacher, student_lcm, student_one_step,
-                                     teacher_ddim, tiny_handles, write_dataset)
+from support.training_models import (configure_folders, encode, pretrain_teacher, student_lcm, teacher_lcm_chain,
+                                     tiny_handles, write_dataset)
 
 PROMPTS = ["a red square", "a blue stripes", "a green square", "a yellow stripes"] * 2
 SEEDS = [101, 102, 103, 104, 105, 106, 107, 108]
+STEPS, LR = 120, 1e-3
 
 
 @pytest.fixture
@@ -44,21 +54,27 @@ def test_lcd_loss_falls_and_student_approaches_teacher(dirs):
     model, clip, vae = tiny_handles()
     pretrain_teacher(model, clip, vae, dirs["input"] / "ds", steps=150)
     embeds, uncond = encode(clip, PROMPTS), encode(clip, [""])
-    reference = teacher_ddim(model.unet, embeds, uncond, SEEDS, steps=25, guidance=3.0)
-    before = (student_one_step(model.unet, embeds, SEEDS) - reference).pow(2).mean().item()
-    four_before = (student_lcm(model.unet, embeds, SEEDS, 4) - reference).pow(2).mean().item()
+    ddim = 10
+    reference = {n: teacher_lcm_chain(model.unet, embeds, uncond, SEEDS, n, guidance=3.0, original_steps=ddim)
+                 for n in (1, 2, 4)}
 
-    config = TrainingConfig(dataset_dir=str(dirs["input"] / "ds"), steps=60, resolution=32, batch_size=4,
-                            lora_rank=8, learning_rate=2e-3, w_min=2.0, w_max=2.0, save_name="lcd", checkpoint_every=0)
+    def distance(unet) -> dict[int, float]:
+        return {n: (student_lcm(unet, embeds, SEEDS, n, ddim) - reference[n]).pow(2).mean().item()
+                for n in (1, 2, 4)}
+
+    before = distance(model.unet)
+    config = TrainingConfig(dataset_dir=str(dirs["input"] / "ds"), steps=STEPS, resolution=32, batch_size=4,
+                            lora_rank=8, learning_rate=LR, w_min=2.0, w_max=2.0, num_ddim_timesteps=ddim,
+                            save_name="lcd", checkpoint_every=0)
     result = train_lcd(model, clip, vae, config)
     first, last = _first_last(result.log_path)
     assert last < 0.8 * first, (first, last)
 
     with result.model.materialized() as student:
-        after = (student_one_step(student, embeds, SEEDS) - reference).pow(2).mean().item()
-        four_after = (student_lcm(student, embeds, SEEDS, 4) - reference).pow(2).mean().item()
-    print(f"one-step MSE to teacher {before:.4f} -> {after:.4f}; 4-step LCM {four_before:.4f} -> {four_after:.4f}")
-    assert after < 0.85 * before, (before, after)
+        after = distance(student)
+    print(f"MSE to the teacher's CFG chain, before -> after: 1-step {before[1]:.4f} -> {after[1]:.4f}; "
+          f"2-step {before[2]:.4f} -> {after[2]:.4f}; 4-step {before[4]:.4f} -> {after[4]:.4f}")
+    assert after[1] < 0.75 * before[1] and after[2] < 0.75 * before[2], (before, after)
     assert not any(".lora_" in n for n, _ in model.unet.named_parameters()), "the teacher handle is untouched"
 
 
