@@ -3,6 +3,8 @@ image folders: what the training tests train on (32 px images, 4x4 latents)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import numpy as np
@@ -212,6 +214,23 @@ def configure_folders(tmp: Path):
     dirs = {k: tmp / k for k in ("models", "input", "output", "temp")}
     paths.configure(paths.LocalFolders(dirs["models"], dirs["input"], dirs["output"], dirs["temp"]))
     return dirs
+
+
+@contextlib.contextmanager
+def training_folders(tmp: Path, images: int):
+    """Folders under `tmp` with a dataset of `images` in `input/ds`, on one torch thread
+    (bitwise-repeatable and fast on a shared machine); everything restored afterwards."""
+    from lcm_core import paths
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        dirs = configure_folders(tmp)
+        write_dataset(dirs["input"] / "ds", images)
+        yield dirs
+    finally:
+        paths.configure(None)
+        torch.set_num_threads(threads)
 
 
 class StopAfter:

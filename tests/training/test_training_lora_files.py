@@ -7,23 +7,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lcm_core import paths
 from lcm_core.training import TrainingConfig, train_lcd
-from support.training_models import configure_folders, tiny_handles, write_dataset
+from support.training_models import tiny_handles, training_folders
 
 
 @pytest.fixture
 def trained(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    dirs = configure_folders(tmp_path)
-    write_dataset(dirs["input"] / "ds", 2)
+    with training_folders(tmp_path, 2) as dirs:
+        yield dirs, _train(dirs)
+
+
+def _train(dirs):
     config = TrainingConfig(dataset_dir=str(dirs["input"] / "ds"), steps=4, resolution=32, batch_size=2,
                             lora_rank=4, lora_alpha=2.0, learning_rate=5e-3, save_name="files", checkpoint_every=0)
-    result = train_lcd(*tiny_handles(), config)
-    yield dirs, result
-    paths.configure(None)
-    torch.set_num_threads(threads)
+    return train_lcd(*tiny_handles(), config)
 
 
 def _pipeline():

@@ -20,12 +20,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from lcm_core import paths
 from lcm_core.training import TrainingConfig, train_lcd, train_lcf
-from support.training_models import (configure_folders, encode, pretrain_teacher, student_lcm, teacher_lcm_chain,
-                                     tiny_handles, write_dataset)
+from support.training_models import (encode, pretrain_teacher, student_lcm, teacher_lcm_chain, tiny_handles,
+                                     training_folders)
 
 PROMPTS = ["a red square", "a blue stripes", "a green square", "a yellow stripes"] * 2
 SEEDS = [101, 102, 103, 104, 105, 106, 107, 108]
@@ -34,13 +32,8 @@ STEPS, LR = 120, 1e-3
 
 @pytest.fixture
 def dirs(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    dirs = configure_folders(tmp_path)
-    write_dataset(dirs["input"] / "ds", 8)
-    yield dirs
-    paths.configure(None)
-    torch.set_num_threads(threads)
+    with training_folders(tmp_path, 8) as dirs:
+        yield dirs
 
 
 def _first_last(log_path) -> tuple[float, float]:

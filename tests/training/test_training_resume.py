@@ -9,23 +9,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lcm_core import paths, progress
+from lcm_core import progress
 from lcm_core.errors import Interrupted
 from lcm_core.training import TrainingConfig, checkpoint, train_lcd, train_lcf
-from support.training_models import StopAfter, configure_folders, tiny_handles, write_dataset
+from support.training_models import StopAfter, tiny_handles, training_folders
 
 STEPS = 8
 
 
 @pytest.fixture(autouse=True)
 def setup(tmp_path):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    dirs = configure_folders(tmp_path)
-    write_dataset(dirs["input"] / "ds", 6)
-    yield dirs
-    paths.configure(None)
-    torch.set_num_threads(threads)
+    with training_folders(tmp_path, 6) as dirs:
+        yield dirs
 
 
 def _config(dirs, name: str, **kw) -> TrainingConfig:
