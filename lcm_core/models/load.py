@@ -115,12 +115,14 @@ def load_checkpoint(name_or_path: str | os.PathLike, dtype: str = "auto", device
         return cached
     source = name_or_path if isinstance(name_or_path, str) else path.name
     parts = _with_base(_load_parts(path, torch_dtype, dev, "ckpt_name"), base_path, torch_dtype, dev, path.name)
-    extra = {"dtype": str(torch_dtype).replace("torch.", ""), "device": str(dev)}
+    vae_config = parts.vae.config
+    extra = {"dtype": str(torch_dtype).replace("torch.", ""), "device": str(dev),
+             "scaling_factor": float(vae_config.scaling_factor),
+             "shift_factor": float(vae_config.get("shift_factor") or 0.0)}
     model = LCMModel(unet=parts.unet, family=parts.family, prediction_type=parts.prediction_type,
                      scheduler_config=parts.scheduler_config, lcm_distilled=parts.lcm_distilled,
                      method="lcm" if parts.lcm_distilled else "none", source=source, extra=extra)
     clip = LCMClip(tokenizers=parts.tokenizers, text_encoders=parts.text_encoders, family=parts.family, source=source)
-    vae_config = parts.vae.config
     vae = LCMVae(vae=parts.vae, family=parts.family, scaling_factor=float(vae_config.scaling_factor),
                  shift_factor=float(vae_config.get("shift_factor") or 0.0), source=source)
     result = (model, clip, vae)
