@@ -130,7 +130,8 @@ class Console:
                 self._line(f"  step {data['value']}/{data['max']}")
         elif event.name == "executed":
             for image in data["output"].get("images", []):
-                self._line(f"  saved {Path(image['type']) / image['subfolder'] / image['filename']}")
+                folder = paths.folders(image["type"])[0] if image["type"] in paths.IO_KINDS else Path(image["type"])
+                self._line(f"  saved {folder / image['subfolder'] / image['filename']}")
         elif event.name in ("execution_error", "execution_interrupted", "execution_success"):
             self._close_bar()
 
