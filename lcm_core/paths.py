@@ -46,16 +46,22 @@ class LocalFolders:
         return [Path(self.models_dir) / kind, *self.extra.get(kind, [])]
 
 
+PACK_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
 def default_models_dir() -> Path:
     """`LCM_MODELS_DIR`, else a ComfyUI install's `models/` (`COMFYUI_PATH`), else the
-    pack's own `models/` folder (the shipped demo models)."""
+    pack's own `models/` folder with the shipped demo models (in a clone or a custom_nodes
+    folder), else `./models` (an installed wheel run from a clone's root)."""
     env = os.environ.get("LCM_MODELS_DIR")
     if env:
         return Path(env).expanduser()
     comfy = os.environ.get("COMFYUI_PATH")
     if comfy and (Path(comfy).expanduser() / "models").is_dir():
         return Path(comfy).expanduser() / "models"
-    return Path(__file__).resolve().parent.parent / "models"
+    if PACK_MODELS_DIR.is_dir():
+        return PACK_MODELS_DIR
+    return Path.cwd() / "models"
 
 
 _provider: FolderProvider | None = None

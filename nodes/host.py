@@ -85,11 +85,23 @@ class ComfyReporter:
         return bool(self.mm is not None and self.mm.processing_interrupted())
 
 
+SHIPPED_KINDS = ("diffusers", "loras")
+
+
 def install() -> None:
-    """Point the engine's folders at ComfyUI's (called once when the pack is imported)."""
+    """Point the engine's folders at ComfyUI's (called once when the pack is imported), and
+    add the pack's shipped demo models to ComfyUI's `diffusers` and `loras` search paths
+    (after the user's own folders) so they appear in the loaders' lists."""
     modules = comfy_modules()
-    if modules is not None:
-        engine("paths").configure(ComfyFolders(modules["folder_paths"]))
+    if modules is None:
+        return
+    folder_paths = modules["folder_paths"]
+    paths = engine("paths")
+    for kind in SHIPPED_KINDS:
+        shipped = paths.PACK_MODELS_DIR / kind
+        if shipped.is_dir() and hasattr(folder_paths, "add_model_folder_path"):
+            folder_paths.add_model_folder_path(kind, str(shipped))
+    paths.configure(ComfyFolders(folder_paths))
 
 
 def run(fn: Callable[..., Any], *args: Any, preview: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:

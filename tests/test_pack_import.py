@@ -79,6 +79,9 @@ def test_host_paths_come_from_folder_paths(tmp_path):
         paths = sys.modules[f"{pack.__name__}.lcm_core.paths"]
         assert paths.folders("checkpoints") == [dirs["models"] / "checkpoints"]
         assert paths.folders("output") == [dirs["output"]]
+        shipped = PACK_ROOT / "models"  # the demo models follow the user's own folders
+        assert paths.folders("loras") == [dirs["models"] / "loras", shipped / "loras"]
+        assert paths.folders("diffusers") == [dirs["models"] / "diffusers", shipped / "diffusers"]
 
 
 def test_wheel_holds_the_engine_and_node_layer_but_no_top_level_nodes(tmp_path):

@@ -62,3 +62,12 @@ def test_comfyui_install_models_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("LCM_MODELS_DIR", raising=False)
     monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
     assert paths.default_models_dir() == tmp_path / "models"
+
+
+def test_models_dir_falls_back_to_the_pack_then_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("LCM_MODELS_DIR", raising=False)
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    assert paths.default_models_dir() == paths.PACK_MODELS_DIR
+    monkeypatch.setattr(paths, "PACK_MODELS_DIR", tmp_path / "site-packages" / "models")
+    monkeypatch.chdir(tmp_path)
+    assert paths.default_models_dir() == tmp_path / "models"

@@ -66,7 +66,13 @@ def _folder_paths(models_dir: Path, input_dir: Path, output_dir: Path, temp_dir:
             raise FileNotFoundError(f"Model in folder '{name}' with filename '{filename}' not found.")
         return path
 
+    def add_model_folder_path(name, path, is_default=False):
+        roots = mod.folder_names_and_paths.setdefault(name, ([], set()))[0]
+        if path not in roots:
+            roots.insert(0, path) if is_default else roots.append(path)
+
     mod.get_folder_paths = get_folder_paths
+    mod.add_model_folder_path = add_model_folder_path
     mod.get_filename_list = get_filename_list
     mod.get_full_path = get_full_path
     mod.get_full_path_or_raise = get_full_path_or_raise
