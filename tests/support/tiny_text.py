@@ -11,25 +11,14 @@ from __future__ import annotations
 import torch
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
+from lcm_core.text.build_vocab import bytes_to_unicode
+
 MERGES = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("r", "e"), ("re", "d</w>")]
-
-
-def _bytes_to_unicode() -> list[str]:
-    """CLIP's printable stand-ins for the 256 byte values, in CLIP's order."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return [chr(c) for c in cs]
 
 
 def tiny_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """(vocab, merges) of the tiny tokenizer; `!` is id 0 like in CLIP."""
-    chars = _bytes_to_unicode()
+    chars = list(bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars] + ["".join(m) for m in MERGES]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     return {t: i for i, t in enumerate(tokens)}, list(MERGES)
