@@ -119,8 +119,8 @@ def encode(clip, prompts: list[str]) -> torch.Tensor:
         return clip.text_encoders[0](ids)[0]
 
 
-def _noise(seeds: list[int]) -> torch.Tensor:
-    return torch.cat([torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(s)) for s in seeds])
+def _noise(seeds: list[int], size: int) -> torch.Tensor:
+    return torch.cat([torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(s)) for s in seeds])
 
 
 @torch.no_grad()
@@ -150,7 +150,7 @@ def teacher_lcm_chain(unet, embeds: torch.Tensor, uncond: torch.Tensor, seeds: l
     sched = LCMScheduler.from_config(SD_SCHEDULER, original_inference_steps=original_steps)
     sched.set_timesteps(steps)
     generator = torch.Generator().manual_seed(1234)
-    x = _noise(seeds)
+    x = _noise(seeds, unet.config.sample_size)
     for i, t in enumerate(sched.timesteps):
         denoised = solve(x, int(t))
         if i + 1 < len(sched.timesteps):
@@ -168,7 +168,7 @@ def student_lcm(unet, embeds: torch.Tensor, seeds: list[int], steps: int = 4,
 
     sched = LCMScheduler.from_config(SD_SCHEDULER, original_inference_steps=original_steps)
     sched.set_timesteps(steps)
-    x = _noise(seeds)
+    x = _noise(seeds, unet.config.sample_size)
     generator = torch.Generator().manual_seed(1234)
     denoised = x
     for t in sched.timesteps:
