@@ -28,7 +28,8 @@ def test_combo_lists_files_and_diffusers_folders(host_with_models):
     assert pack.NODE_DISPLAY_NAME_MAPPINGS["LCMCheckpointLoader"] == "Load LCM Checkpoint"
     spec = node.INPUT_TYPES()
     names = spec["required"]["ckpt_name"][0]
-    assert names == ["sub/model.safetensors", "LCM_tiny", "lcm_unet_only", "sd15_tiny_folder"]
+    shipped = ["shapes_sd_demo"]  # the pack's demo model, after the user's own folders
+    assert names == ["sub/model.safetensors", "LCM_tiny", "lcm_unet_only", "sd15_tiny_folder"] + shipped
     assert spec["required"]["dtype"][0] == ["auto", "fp16", "bf16", "fp32"]
     assert spec["optional"]["base_ckpt_name"][0] == ["none"] + names
     for section in spec.values():
