@@ -7,6 +7,18 @@ import pytest
 from support import checkpoints
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (small models: thread hand-offs cost more than they
+    win on a shared 2-core box), restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_config_root(tmp_path_factory):
     """A config root with every family shrunk to tiny widths (see support.checkpoints)."""

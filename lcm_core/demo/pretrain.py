@@ -118,11 +118,11 @@ def finetune_decoder(vae, images: np.ndarray, steps: int, batch: int = 16, lr: f
     return vae.eval().requires_grad_(False)
 
 
-@torch.no_grad()
 def encode_latents(vae, images: np.ndarray, chunk: int = 256) -> torch.Tensor:
-    """The VAE posterior's mean and log-variance `[N, 8, h, w]` of `images`."""
-    return torch.cat([vae.encode(to_pixels(images[i:i + chunk])).latent_dist.parameters
-                      for i in range(0, len(images), chunk)])
+    """The VAE posterior's mean and log-variance `[N, 8, h, w]` of `images`, in chunks."""
+    from ..training.dataset import encode_images
+
+    return torch.cat([encode_images(vae, to_pixels(images[i:i + chunk])) for i in range(0, len(images), chunk)])
 
 
 def _snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:

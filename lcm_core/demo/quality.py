@@ -19,7 +19,7 @@ import numpy as np
 
 from . import checker, features
 from .family import LCM_LORA_NAME, STRIPED_LORA_NAME, TEACHER_NAME
-from .shapes import Attributes, random_attributes, sample
+from .shapes import Attributes, random_attributes, render, sample
 
 ATTRIBUTES = ("colour", "shape", "background", "position")
 PROMPT_SEED = 20261128
@@ -156,8 +156,6 @@ def lcm_rows(models_dir: Path, prompts: PromptSet, steps_list: list[int], refere
 
 def data_row(prompts: PromptSet, reference: np.ndarray, striped: bool = False) -> Row:
     """The ceiling: dataset images of the same prompts (the checker's own error rate)."""
-    from .shapes import render
-
     rng = np.random.default_rng(7)
     start = time.perf_counter()
     images = [render(a, rng) for _ in prompts.seeds for a in prompts.attributes]

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import json
 
-import torch
-
 from lcm_core import paths
 from lcm_core.demo import build, family
 from support.host import PACK_ROOT
 
 
-def test_smoke_build_writes_a_loadable_family_and_skips_what_exists(tmp_path):
+def test_smoke_build_writes_a_loadable_family_and_skips_what_exists(tmp_path, one_thread):
     from lcm_core.graph import cli
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     models, work = tmp_path / "models", tmp_path / "work"
     try:
         assert build.main(["--models-dir", str(models), "--work-dir", str(work), "--smoke"]) == 0
@@ -41,5 +37,4 @@ def test_smoke_build_writes_a_loadable_family_and_skips_what_exists(tmp_path):
         assert code == 0, body["error"] or body["node_errors"]
         assert len(list(out.glob("*.png"))) == 1
     finally:
-        torch.set_num_threads(threads)
         paths.configure(None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from lcm_core import paths
@@ -20,14 +19,6 @@ CAPTIONS = [Attributes(shape, colour, background, "top left", striped).caption()
             for shape, colour, background, striped in
             [("circle", "red", "blue", False), ("star", "orange", "white", True), ("triangle", "black", "yellow", False),
              ("square", "purple", "green", True)]]
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_every_caption_word_is_one_token():

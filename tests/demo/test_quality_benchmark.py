@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-import torch
 
 from support.host import PACK_ROOT
 
@@ -29,13 +28,8 @@ def benchmark():
     return module
 
 
-def test_reduced_quality_run_keeps_the_lcm_claim(benchmark, capsys):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        code = benchmark.main(["--reduced", "--min-lcm-adherence", str(MIN_LCM_ADHERENCE)])
-    finally:
-        torch.set_num_threads(threads)
+def test_reduced_quality_run_keeps_the_lcm_claim(benchmark, capsys, one_thread):
+    code = benchmark.main(["--reduced", "--min-lcm-adherence", str(MIN_LCM_ADHERENCE)])
     table = capsys.readouterr().out
     assert code == 0, table
     rows = {line.split("|")[1].strip().split(" (")[0] + " " + line.split("|")[2].strip(): line.split("|")
