@@ -1,5 +1,5 @@
 """Pre-training of the shapes family's base parts: the VAE, then the text encoder and the
-epsilon-prediction teacher UNet together (the LCM-LoRA and the LCF style LoRA are then
+v-prediction teacher UNet together (the LCM-LoRA and the LCF style LoRA are then
 trained by `lcm_core.training`, like any user's).
 
 Both loops draw batches from rendered shapes images held in memory, are seeded, and
@@ -125,17 +125,22 @@ def encode_latents(vae, images: np.ndarray, chunk: int = 256) -> torch.Tensor:
     return torch.cat([encode_images(vae, to_pixels(images[i:i + chunk])) for i in range(0, len(images), chunk)])
 
 
-def _snr_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    snr = alphas_cumprod[timesteps] / (1 - alphas_cumprod[timesteps])
-    return torch.clamp(snr, max=gamma) / snr
+def _v_loss_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Weights on the v-loss that weight the implied x0 error by `min(SNR + 1, gamma)`: the
+    plain v-loss (x0 weight SNR + 1) where the signal is gone, capped where it is clear
+    (min-SNR; `min(SNR, gamma)` would give the zero-SNR end, where the prompt alone
+    decides the layout, no weight at all)."""
+    snr_plus_one = 1 / (1 - alphas_cumprod[timesteps])
+    return torch.clamp(snr_plus_one, max=gamma) / snr_plus_one
 
 
 def train_teacher(vae, tokenizer, images: np.ndarray, captions: list[str], steps: int, batch: int = 64,
                   lr: float = 1e-3, cfg_dropout: float = 0.1, snr_gamma: float = 5.0, ema_decay: float = 0.999,
                   seed: int = 0, report: Report | None = None):
-    """Train a CLIP text encoder and an epsilon-prediction UNet jointly on (image, caption)
-    pairs, with the caption dropped to "" for `cfg_dropout` of the examples (so CFG works)
-    and min-SNR-`snr_gamma` loss weights. Returns the EMA `(text_encoder, unet)`."""
+    """Train a CLIP text encoder and a v-prediction UNet jointly on (image, caption) pairs
+    over the family's zero-terminal-SNR schedule, with the caption dropped to "" for
+    `cfg_dropout` of the examples (so CFG works) and `_v_loss_weights`. Returns the EMA
+    `(text_encoder, unet)`."""
     from diffusers import DDPMScheduler
 
     torch.manual_seed(seed)
@@ -162,8 +167,9 @@ def train_teacher(vae, tokenizer, images: np.ndarray, captions: list[str], steps
         noisy = noise_schedule.add_noise(latents, noise, t)
         context = text_encoder(tokens).last_hidden_state
         pred = unet(noisy, t, encoder_hidden_states=context).sample
-        per_example = (pred - noise).pow(2).mean(dim=(1, 2, 3))
-        loss = (per_example * _snr_weights(alphas_cumprod, t, snr_gamma)).mean()
+        target = noise_schedule.get_velocity(latents, noise, t)
+        per_example = (pred - target).pow(2).mean(dim=(1, 2, 3))
+        loss = (per_example * _v_loss_weights(alphas_cumprod, t, snr_gamma)).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(modules.parameters(), 1.0)
         optimizer.step()

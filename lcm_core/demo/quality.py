@@ -42,7 +42,9 @@ class PromptSet:
 
     @property
     def captions(self) -> list[str]:
-        return [a.caption() for a in self.attributes]
+        """The prompts, in the words the family knows: "striped" is the LCF LoRA's style,
+        not a word of the prompt."""
+        return [a.caption(style_word=False) for a in self.attributes]
 
     def __len__(self) -> int:
         return len(self.attributes) * len(self.seeds)

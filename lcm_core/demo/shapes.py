@@ -43,8 +43,9 @@ class Attributes:
     position: str
     striped: bool = False
 
-    def caption(self) -> str:
-        style = "striped " if self.striped else ""
+    def caption(self, style_word: bool = True) -> str:
+        """The caption; `style_word=False` leaves "striped" out (a style LoRA's captions)."""
+        style = "striped " if self.striped and style_word else ""
         return f"{_article(style + self.colour)} {style}{self.colour} {self.shape} on {_article(self.background)} " \
                f"{self.background} background, {self.position}"
 
@@ -127,14 +128,16 @@ def sample(seed: int, index: int, striped_fraction: float = 0.0) -> tuple[Image.
 
 
 def write_dataset(folder: str | Path, count: int, seed: int = 0, striped_fraction: float = 0.0,
-                  metadata: bool = False) -> Path:
+                  metadata: bool = False, style_word: bool = True) -> Path:
     """Write `count` examples as `NNNNN.png` + same-named `.txt` captions (or one `metadata.jsonl`),
-    the layouts `lcm_core.training.dataset.scan_dataset` reads."""
+    the layouts `lcm_core.training.dataset.scan_dataset` reads; `style_word=False` keeps
+    "striped" out of the captions."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(count):
-        image, caption, _ = sample(seed, i, striped_fraction)
+        image, _, attrs = sample(seed, i, striped_fraction)
+        caption = Attributes(**attrs).caption(style_word)
         name = f"{i:05d}.png"
         image.save(folder / name)
         if metadata:

@@ -58,3 +58,11 @@ def test_written_folder_is_accepted_by_the_training_dataset_loader(tmp_path, met
     assert all(e.size == (64, 64) for e in examples)
     pixels = load_pixels(examples[0].path, 64)
     assert pixels.shape == (3, 64, 64) and -1.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
+
+
+def test_a_style_dataset_leaves_the_style_word_out_of_its_captions(tmp_path):
+    folder = write_dataset(tmp_path / "style", 6, seed=5, striped_fraction=1.0, style_word=False)
+    for i, example in enumerate(scan_dataset(folder, 64)):
+        attrs = sample(5, i, 1.0)[2]
+        assert attrs["striped"]
+        assert parse_caption(example.caption) == Attributes(**{**attrs, "striped": False})
