@@ -1,7 +1,10 @@
 """`accelerate launch --multi_gpu` with two processes (on a CPU-only machine they run on
 the CPU over gloo, as `make_accelerator` asks for the CPU): the same `lcm-train` code shards the
 data, averages gradients, saves once from the main process, and resumes exactly: a run
-resumed from its step-2 checkpoint ends bitwise where an uninterrupted run ends."""
+resumed from its step-2 checkpoint ends bitwise where an uninterrupted run ends. Two
+"machines" (two launchers with `--num_machines 2`, one process each, over localhost and
+one shared output folder, as nodes with a network filesystem) train what one machine with
+two processes trains."""
 
 from __future__ import annotations
 
@@ -17,16 +20,28 @@ from support.training_models import write_dataset
 from test_training_cli import _diffusers_folder
 
 
-def _launch(tmp_path, run: str, steps: int, resume: bool = False) -> subprocess.CompletedProcess:
-    args = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+def _command(tmp_path, run: str, steps: int, machines: tuple[int, int] = (1, 0), port: int = 29517) -> list[str]:
+    """The launch command of machine `machines[1]` of `machines[0]`, two processes in all."""
+    count, rank = machines
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", str(count), "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
             "-m", "lcm_core.training.cli", "lcd", "--model", "tiny", "--models-dir", str(tmp_path / "models"),
             "--dataset-dir", str(tmp_path / "ds"), "--steps", str(steps), "--resolution", "32", "--lora-rank", "4",
             "--batch-size", "1", "--checkpoint-every", "2", "--save-name", run, "--output-dir", str(tmp_path / run)]
-    if resume:
-        args.append("--resume")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+
+
+def _env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(sys.path))
+
+
+def _launch(tmp_path, run: str, steps: int, resume: bool = False) -> subprocess.CompletedProcess:
+    args = _command(tmp_path, run, steps) + (["--resume"] if resume else [])
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+
+
+def _lora(tmp_path, run: str) -> dict:
+    return load_file(str(tmp_path / "models" / "loras" / f"{run}.safetensors"))
 
 
 @pytest.mark.slow
@@ -49,6 +64,27 @@ def test_two_process_launch_trains_saves_once_and_resumes_exactly(tmp_path):
     log_b = json.loads((tmp_path / "resumed" / "loss.json").read_text())
     assert [e["step"] for e in log_a] == list(range(1, 7))
     assert log_a == log_b
-    lora_a = load_file(str(tmp_path / "models" / "loras" / "straight.safetensors"))
-    lora_b = load_file(str(tmp_path / "models" / "loras" / "resumed.safetensors"))
+    lora_a, lora_b = _lora(tmp_path, "straight"), _lora(tmp_path, "resumed")
     assert lora_a.keys() == lora_b.keys() and all((lora_a[k] == lora_b[k]).all() for k in lora_a)
+
+
+@pytest.mark.slow
+def test_two_machine_launch_trains_what_one_machine_with_two_processes_trains(tmp_path):
+    _diffusers_folder(tmp_path / "models" / "diffusers" / "tiny")
+    write_dataset(tmp_path / "ds", 4)
+    one_machine = _launch(tmp_path, "one", 4)
+    assert one_machine.returncode == 0, one_machine.stderr[-3000:]
+
+    nodes = [subprocess.Popen(_command(tmp_path, "two", 4, machines=(2, rank), port=29523), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_env()) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, err) in zip(nodes, outputs):
+        assert node.returncode == 0, err[-3000:]
+    assert [out.count("saved two.safetensors") for out, _ in outputs] == [1, 0], "only machine 0 reports and saves"
+
+    (checkpoint,) = (tmp_path / "two" / "checkpoints").iterdir()
+    assert sorted(p.name for p in checkpoint.glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+    assert json.loads((tmp_path / "two" / "loss.json").read_text()) == \
+        json.loads((tmp_path / "one" / "loss.json").read_text())
+    lora_one, lora_two = _lora(tmp_path, "one"), _lora(tmp_path, "two")
+    assert lora_one.keys() == lora_two.keys() and all((lora_one[k] == lora_two[k]).all() for k in lora_one)
