@@ -41,6 +41,7 @@ def ours(unet, device, args):
 
     from lcm_core.training.config import TrainingConfig
     from lcm_core.training.consistency import NoiseSchedule
+    from lcm_core.training.dataset import TextCondition
     from lcm_core.training.lcd import build_lcd_loss
     from lcm_core.training.student import Student
 
@@ -49,14 +50,14 @@ def ours(unet, device, args):
     schedule = NoiseSchedule(scheduler_config(), "epsilon", 50, 10.0, device)
 
     class Data:
-        uncond = torch.zeros(1, 77, 768)
+        uncond = TextCondition(torch.zeros(1, 77, 768))
 
     loss_fn = build_lcd_loss(student, schedule, Data(), config)
     opt = torch.optim.AdamW(list(student.trainable().values()), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
 
     def step(latents, embeds):
-        loss = loss_fn(latents, embeds, gen)
+        loss = loss_fn(latents, TextCondition(embeds), gen)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

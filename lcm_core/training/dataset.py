@@ -108,26 +108,79 @@ def scan_dataset(folder: str | Path, resolution: int) -> list[Example]:
     return examples
 
 
+def crop_box(size: tuple[int, int], resolution: int) -> tuple[int, int, int, int]:
+    """`(width, height, left, top)`: the image of `size` resized so its shorter side is
+    `resolution`, and the top-left corner of the centred `resolution` square cut from it."""
+    w, h = size
+    scale = resolution / min(w, h)
+    nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
+    return nw, nh, (nw - resolution) // 2, (nh - resolution) // 2
+
+
 def load_pixels(path: Path, resolution: int) -> torch.Tensor:
     """`[3, R, R]` in -1..1: RGB, shorter side resized to R (bicubic), center-cropped."""
     with Image.open(path) as image:
         image = image.convert("RGB")
-        w, h = image.size
-        scale = resolution / min(w, h)
-        nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
+        nw, nh, left, top = crop_box(image.size, resolution)
         image = image.resize((nw, nh), Image.Resampling.BICUBIC)
-        left, top = (nw - resolution) // 2, (nh - resolution) // 2
         image = image.crop((left, top, left + resolution, top + resolution))
         array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
+def size_ids(example: Example, resolution: int) -> list[int]:
+    """SDXL's `time_ids` of `example`: original (height, width), crop (top, left) and target
+    size, as diffusers' SDXL training scripts compute them for a resize + center crop."""
+    _, _, left, top = crop_box(example.size, resolution)
+    return [example.size[1], example.size[0], top, left, resolution, resolution]
+
+
+@dataclass
+class TextCondition:
+    """What the UNet takes besides latents and timesteps: text embeddings and, for SDXL,
+    the pooled text embedding and the size ids (`added_cond_kwargs`)."""
+
+    embeds: torch.Tensor
+    pooled: torch.Tensor | None = None
+    time_ids: torch.Tensor | None = None
+
+    def unet_kwargs(self) -> dict:
+        kwargs: dict = {"encoder_hidden_states": self.embeds}
+        if self.pooled is not None:
+            kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled, "time_ids": self.time_ids}
+        return kwargs
+
+    def select(self, indices) -> "TextCondition":
+        return TextCondition(*(None if t is None else t[indices] for t in (self.embeds, self.pooled, self.time_ids)))
+
+    def to(self, device) -> "TextCondition":
+        return TextCondition(*(None if t is None else t.to(device) for t in (self.embeds, self.pooled, self.time_ids)))
+
+    def with_uncond(self, uncond: "TextCondition") -> "TextCondition":
+        """This batch, then `uncond` repeated to its size (same size ids): one CFG pass."""
+        def stack(a, b):
+            return None if a is None else torch.cat([a, b.to(a.device).expand_as(a)])
+        return TextCondition(stack(self.embeds, uncond.embeds), stack(self.pooled, uncond.pooled),
+                             stack(self.time_ids, self.time_ids))
+
+
 @torch.no_grad()
-def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
-    """`prompt_embeds` as diffusers' SD pipelines build them (last hidden state), float32 CPU."""
-    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids
-    return text_encoder(ids.to(text_encoder.device))[0].float().cpu()
+def encode_prompts(tokenizers, text_encoders, prompts: list[str], family: str) -> dict[str, torch.Tensor]:
+    """`prompt_embeds` as diffusers' training scripts build them (captions cut at 77
+    tokens), float32 CPU: `{"embeds"}` from the last hidden state (SD1.x/SD2.x), or for SDXL
+    both encoders' penultimate hidden states joined and `"pooled"`, the second encoder's
+    projected text embedding."""
+    sdxl = family == "sdxl"
+    embeds, out = [], None
+    for tokenizer, encoder in zip(tokenizers, text_encoders):
+        ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids
+        out = encoder(ids.to(encoder.device), output_hidden_states=sdxl)
+        embeds.append((out.hidden_states[-2] if sdxl else out[0]).float().cpu())
+    encoded = {"embeds": torch.cat(embeds, dim=-1)}
+    if sdxl:
+        encoded["pooled"] = out.text_embeds.float().cpu()
+    return encoded
 
 
 @torch.no_grad()
@@ -142,11 +195,14 @@ def _module_checksum(module) -> float:
 
 
 class EncodedDataset:
-    """Text embeddings of every caption (and of the empty prompt), and the VAE posterior
-    of every image, either precomputed (`cache_latents`) or encoded per batch."""
+    """Text embeddings of every caption and the unconditional ones (the empty prompt; zeros
+    for SDXL, as its pipelines and diffusers' SDXL distillation script use), SDXL's size
+    ids, and the VAE posterior of every image, precomputed (`cache_latents`) or encoded
+    per batch."""
 
-    def __init__(self, examples: list[Example], resolution: int, tokenizer, text_encoder, vae, scaling_factor: float,
-                 shift_factor: float = 0.0, cache_latents: bool = True, cache_dir: Path | None = None):
+    def __init__(self, examples: list[Example], resolution: int, tokenizers, text_encoders, vae,
+                 scaling_factor: float, shift_factor: float = 0.0, cache_latents: bool = True,
+                 cache_dir: Path | None = None, family: str = "sd15"):
         self.examples = examples
         self.resolution = resolution
         self.vae = vae
@@ -154,37 +210,49 @@ class EncodedDataset:
         self.shift_factor = shift_factor
         cache_file = None
         if cache_dir is not None:
-            cache_file = Path(cache_dir) / f"encoded-{self._fingerprint(text_encoder, cache_latents)}.safetensors"
+            name = self._fingerprint(text_encoders, cache_latents, family)
+            cache_file = Path(cache_dir) / f"encoded-{name}.safetensors"
         if cache_file is not None and cache_file.is_file():
             from safetensors.torch import load_file
 
             tensors = load_file(str(cache_file))
         else:
-            captions = [e.caption for e in examples]
-            tensors = {"embeds": encode_prompts(tokenizer, text_encoder, captions),
-                       "uncond": encode_prompts(tokenizer, text_encoder, [""])}
-            if cache_latents:
-                tensors["posterior"] = torch.cat([encode_images(vae, load_pixels(e.path, resolution)[None])
-                                                  for e in examples])
+            tensors = self._encode(tokenizers, text_encoders, family, cache_latents)
             if cache_file is not None:
                 _write_tensors(cache_file, tensors)
-        self.embeds = tensors["embeds"]
-        self.uncond = tensors["uncond"]
+        self.text = TextCondition(tensors["embeds"], tensors.get("pooled"), tensors.get("time_ids"))
+        self.uncond = TextCondition(tensors["uncond"], tensors.get("uncond_pooled"))
         self.posterior = tensors.get("posterior")
+
+    def _encode(self, tokenizers, text_encoders, family: str, cache_latents: bool) -> dict[str, torch.Tensor]:
+        encoded = encode_prompts(tokenizers, text_encoders, [e.caption for e in self.examples], family)
+        tensors = {"embeds": encoded["embeds"]}
+        if family == "sdxl":
+            tensors["pooled"] = encoded["pooled"]
+            tensors["time_ids"] = torch.tensor([size_ids(e, self.resolution) for e in self.examples],
+                                               dtype=torch.float32)
+            tensors["uncond"] = torch.zeros_like(encoded["embeds"][:1])
+            tensors["uncond_pooled"] = torch.zeros_like(encoded["pooled"][:1])
+        else:
+            tensors["uncond"] = encode_prompts(tokenizers, text_encoders, [""], family)["embeds"]
+        if cache_latents:
+            tensors["posterior"] = torch.cat([encode_images(self.vae, load_pixels(e.path, self.resolution)[None])
+                                              for e in self.examples])
+        return tensors
 
     def __len__(self) -> int:
         return len(self.examples)
 
-    def _fingerprint(self, text_encoder, cache_latents: bool) -> str:
-        parts = [self.resolution, cache_latents, self.scaling_factor, _module_checksum(text_encoder),
-                 _module_checksum(self.vae) if cache_latents else 0.0]
+    def _fingerprint(self, text_encoders, cache_latents: bool, family: str) -> str:
+        parts = [self.resolution, cache_latents, self.scaling_factor, family,
+                 [_module_checksum(e) for e in text_encoders], _module_checksum(self.vae) if cache_latents else 0.0]
         for e in self.examples:
             stat = os.stat(e.path)
             parts.append((e.path.name, e.caption, stat.st_size, stat.st_mtime_ns))
         return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
 
-    def batch(self, indices: list[int], generator: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scaled latents (sampled from the posterior with `generator`) and text embeddings."""
+    def batch(self, indices: list[int], generator: torch.Generator, device) -> tuple[torch.Tensor, TextCondition]:
+        """Scaled latents (sampled from the posterior with `generator`) and their text condition."""
         from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
         if self.posterior is not None:
@@ -194,7 +262,7 @@ class EncodedDataset:
                                 for i in indices])
         latents = DiagonalGaussianDistribution(params).sample(generator=generator)
         latents = (latents - self.shift_factor) * self.scaling_factor
-        return latents.to(device), self.embeds[indices].to(device)
+        return latents.to(device), self.text.select(indices).to(device)
 
 
 def _write_tensors(path: Path, tensors: dict) -> None:

@@ -14,7 +14,7 @@ import torch
 
 from .config import TrainingConfig
 from .consistency import NoiseSchedule, consistency_loss, guidance_scale_embedding
-from .dataset import EncodedDataset
+from .dataset import EncodedDataset, TextCondition
 from .loop import LossFn, TrainingResult, train
 from .student import Student
 
@@ -30,19 +30,19 @@ def guidance_condition(student: Student, config: TrainingConfig, batch: int, gen
 
 def build_lcf_loss(student: Student, schedule: NoiseSchedule, data: EncodedDataset,
                    config: TrainingConfig) -> LossFn:
-    """The LCF loss of one batch of latents and text embeddings."""
+    """The LCF loss of one batch of latents and their text condition."""
 
-    def loss_fn(latents: torch.Tensor, embeds: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def loss_fn(latents: torch.Tensor, text: TextCondition, generator: torch.Generator) -> torch.Tensor:
         batch, device = latents.shape[0], latents.device
         _, start, end = schedule.solver.sample_timesteps(batch, generator, device)
         noise = torch.randn(latents.shape, generator=generator).to(device)
         x_start = schedule.add_noise(latents, noise, start)
         x_end = schedule.add_noise(latents, noise, end)
         _, cond = guidance_condition(student, config, batch, generator, device)
-        out = student.forward(x_start, start, encoder_hidden_states=embeds, timestep_cond=cond).sample
+        out = student.forward(x_start, start, timestep_cond=cond, **text.unet_kwargs()).sample
         pred = schedule.consistency(out, start, x_start)
         with torch.no_grad():
-            target_out = student.target_forward(x_end, end, encoder_hidden_states=embeds, timestep_cond=cond).sample
+            target_out = student.target_forward(x_end, end, timestep_cond=cond, **text.unet_kwargs()).sample
             target = schedule.consistency(target_out, end, x_end)
         return consistency_loss(pred, target, config.loss, config.huber_c)
 

@@ -15,12 +15,11 @@ from ..errors import InputError, Interrupted
 from . import checkpoint, outputs
 from .config import TrainingConfig
 from .consistency import NoiseSchedule
-from .dataset import EncodedDataset, scan_dataset
+from .dataset import EncodedDataset, TextCondition, scan_dataset
 from .student import Student, copy_unet
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+LossFn = Callable[[torch.Tensor, TextCondition, torch.Generator], torch.Tensor]
 LossBuilder = Callable[[Student, NoiseSchedule, EncodedDataset, TrainingConfig], LossFn]
-SUPPORTED_FAMILIES = ("sd15", "sd2", "sd2-v")
 
 
 @dataclass(frozen=True)
@@ -83,9 +82,6 @@ def train(model, clip, vae, config: TrainingConfig, build_loss: LossBuilder) -> 
     from diffusers.optimization import get_scheduler
 
     config.validate()
-    if model.family not in SUPPORTED_FAMILIES:
-        raise InputError(f"training supports SD1.x/SD2.x models, not {model.family}", input_name="model",
-                         details="SDXL training (two text encoders, size conditioning) is not implemented yet.")
     examples = scan_dataset(config.dataset_dir, config.resolution)
     accelerator = make_accelerator(config)
     run_dir = run_dir_for(config)
@@ -103,9 +99,9 @@ def train(model, clip, vae, config: TrainingConfig, build_loss: LossBuilder) -> 
     if student.ema is not None:
         student.ema = {k: v.to(accelerator.device) for k, v in student.ema.items()}
     with clip.materialized() as encoders:
-        data = EncodedDataset(examples, config.resolution, clip.tokenizers[0], encoders[0], vae.vae,
+        data = EncodedDataset(examples, config.resolution, clip.tokenizers, encoders, vae.vae,
                               vae.scaling_factor, vae.shift_factor, config.cache_latents,
-                              run_dir / "cache" if config.cache_latents else None)
+                              run_dir / "cache" if config.cache_latents else None, family=model.family)
     schedule = NoiseSchedule(model.scheduler_config, model.prediction_type, config.num_ddim_timesteps,
                              config.timestep_scaling, accelerator.device)
     loss_fn = build_loss(student, schedule, data, config)
@@ -158,9 +154,9 @@ def _run(accelerator, config: TrainingConfig, student: Student, data: EncodedDat
             for micro in range(config.grad_accum):
                 indices = order.indices(step * config.grad_accum + micro)
                 with accelerator.accumulate(student.online):
-                    latents, embeds = data.batch(indices, generator, accelerator.device)
+                    latents, text = data.batch(indices, generator, accelerator.device)
                     with accelerator.autocast():
-                        loss = loss_fn(latents, embeds, generator)
+                        loss = loss_fn(latents, text, generator)
                     accelerator.backward(loss)
                     if accelerator.sync_gradients and config.max_grad_norm > 0:
                         accelerator.clip_grad_norm_(params, config.max_grad_norm)

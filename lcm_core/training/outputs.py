@@ -48,16 +48,22 @@ def save_lora_outputs(unet_lora: dict, save_name: str, family: str, alpha: float
 def save_diffusers_folder(unet, clip, vae, scheduler_config: dict, save_name: str) -> Path:
     """A full-UNet result as a diffusers pipeline folder in the `diffusers` models folder,
     swapped into place only once completely written."""
-    from diffusers import LCMScheduler, StableDiffusionPipeline
+    from diffusers import LCMScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 
     name = save_name.removesuffix(".safetensors")
     target = paths.resolve("diffusers", name, input_name="save_name", must_exist=False)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    pipe = StableDiffusionPipeline(vae=vae.vae, text_encoder=clip.text_encoders[0], tokenizer=clip.tokenizers[0],
-                                   unet=unet, scheduler=LCMScheduler.from_config(scheduler_config),
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    scheduler = LCMScheduler.from_config(scheduler_config)
+    if clip.family == "sdxl":
+        pipe = StableDiffusionXLPipeline(vae=vae.vae, text_encoder=clip.text_encoders[0],
+                                         text_encoder_2=clip.text_encoders[1], tokenizer=clip.tokenizers[0],
+                                         tokenizer_2=clip.tokenizers[1], unet=unet, scheduler=scheduler)
+    else:
+        pipe = StableDiffusionPipeline(vae=vae.vae, text_encoder=clip.text_encoders[0], tokenizer=clip.tokenizers[0],
+                                       unet=unet, scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
     try:
         pipe.save_pretrained(tmp, safe_serialization=True)
         if target.exists():

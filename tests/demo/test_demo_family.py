@@ -56,7 +56,7 @@ def test_shipped_family_loads_as_sd15_with_its_own_latent_scale(one_thread):
     assert model.extra["scaling_factor"] == vae.scaling_factor != 0.18215
     for caption in CAPTIONS:  # the nodes' text path is the one the teacher was trained on
         ours = encode_text(clip, caption).embeds
-        trained = encode_prompts(clip.tokenizers[0], clip.text_encoders[0], [caption])
+        trained = encode_prompts(clip.tokenizers, clip.text_encoders, [caption], clip.family)["embeds"]
         assert torch.equal(ours.float(), trained)
     lcm, _ = apply_lora(model, None, SHIPPED / "loras" / family.LCM_LORA_NAME, 1.0, 0.0)
     assert lcm.method == "lcm-lora"
