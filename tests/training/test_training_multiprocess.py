@@ -36,55 +36,50 @@ def _env() -> dict:
 
 
 def _launch(tmp_path, run: str, steps: int, resume: bool = False) -> subprocess.CompletedProcess:
+    """One machine, two processes; the run must succeed."""
     args = _command(tmp_path, run, steps) + (["--resume"] if resume else [])
-    return subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
 
 
-def _lora(tmp_path, run: str) -> dict:
-    return load_file(str(tmp_path / "models" / "loras" / f"{run}.safetensors"))
-
-
-@pytest.mark.slow
-def test_two_process_launch_trains_saves_once_and_resumes_exactly(tmp_path):
+@pytest.fixture
+def workspace(tmp_path):
+    """A tiny SD model folder and a 4-image dataset under `tmp_path`."""
     _diffusers_folder(tmp_path / "models" / "diffusers" / "tiny")
     write_dataset(tmp_path / "ds", 4)
+    return tmp_path
 
-    straight = _launch(tmp_path, "straight", 6)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    assert straight.stdout.count("saved straight.safetensors") == 1, "only the main process reports and saves"
-    first_leg = _launch(tmp_path, "resumed", 4)
-    assert first_leg.returncode == 0, first_leg.stderr[-3000:]
-    second_leg = _launch(tmp_path, "resumed", 6, resume=True)
-    assert second_leg.returncode == 0, second_leg.stderr[-3000:]
 
-    (checkpoint,) = (tmp_path / "straight" / "checkpoints").iterdir()
-    assert sorted(p.name for p in checkpoint.glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"], "two processes ran"
-
-    log_a = json.loads((tmp_path / "straight" / "loss.json").read_text())
-    log_b = json.loads((tmp_path / "resumed" / "loss.json").read_text())
-    assert [e["step"] for e in log_a] == list(range(1, 7))
-    assert log_a == log_b
-    lora_a, lora_b = _lora(tmp_path, "straight"), _lora(tmp_path, "resumed")
+def _assert_same_result(tmp_path, run_a: str, run_b: str, steps: int) -> None:
+    """Runs `run_a` and `run_b` each checkpointed both processes' RNG, logged the same
+    losses and saved bitwise the same LoRA."""
+    for run in (run_a, run_b):
+        (checkpoint,) = (tmp_path / run / "checkpoints").iterdir()
+        assert sorted(p.name for p in checkpoint.glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"], "two processes ran"
+    log_a = json.loads((tmp_path / run_a / "loss.json").read_text())
+    assert [e["step"] for e in log_a] == list(range(1, steps + 1))
+    assert log_a == json.loads((tmp_path / run_b / "loss.json").read_text())
+    lora_a, lora_b = (load_file(str(tmp_path / "models" / "loras" / f"{run}.safetensors")) for run in (run_a, run_b))
     assert lora_a.keys() == lora_b.keys() and all((lora_a[k] == lora_b[k]).all() for k in lora_a)
 
 
 @pytest.mark.slow
-def test_two_machine_launch_trains_what_one_machine_with_two_processes_trains(tmp_path):
-    _diffusers_folder(tmp_path / "models" / "diffusers" / "tiny")
-    write_dataset(tmp_path / "ds", 4)
-    one_machine = _launch(tmp_path, "one", 4)
-    assert one_machine.returncode == 0, one_machine.stderr[-3000:]
+def test_two_process_launch_trains_saves_once_and_resumes_exactly(workspace):
+    straight = _launch(workspace, "straight", 6)
+    assert straight.stdout.count("saved straight.safetensors") == 1, "only the main process reports and saves"
+    _launch(workspace, "resumed", 4)
+    _launch(workspace, "resumed", 6, resume=True)
+    _assert_same_result(workspace, "straight", "resumed", 6)
 
-    nodes = [subprocess.Popen(_command(tmp_path, "two", 4, machines=(2, rank), port=29523), stdout=subprocess.PIPE,
+
+@pytest.mark.slow
+def test_two_machine_launch_trains_what_one_machine_with_two_processes_trains(workspace):
+    _launch(workspace, "one", 4)
+    nodes = [subprocess.Popen(_command(workspace, "two", 4, machines=(2, rank), port=29523), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=_env()) for rank in (0, 1)]
     outputs = [node.communicate(timeout=300) for node in nodes]
     for node, (_, err) in zip(nodes, outputs):
         assert node.returncode == 0, err[-3000:]
     assert [out.count("saved two.safetensors") for out, _ in outputs] == [1, 0], "only machine 0 reports and saves"
-
-    (checkpoint,) = (tmp_path / "two" / "checkpoints").iterdir()
-    assert sorted(p.name for p in checkpoint.glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
-    assert json.loads((tmp_path / "two" / "loss.json").read_text()) == \
-        json.loads((tmp_path / "one" / "loss.json").read_text())
-    lora_one, lora_two = _lora(tmp_path, "one"), _lora(tmp_path, "two")
-    assert lora_one.keys() == lora_two.keys() and all((lora_one[k] == lora_two[k]).all() for k in lora_one)
+    _assert_same_result(workspace, "one", "two", 4)
