@@ -4,7 +4,8 @@ Stages, each skipped when its output already exists (`--redo` lists stages to re
 1. `vae`: an AutoencoderKL on rendered shapes images, then its decoder alone (encoder
    frozen, so the latent space stays) on half-striped images, so the LCF style's stripes
    survive decoding (`<work>/vae`).
-2. `teacher`: CLIP text encoder + v-prediction UNet (zero terminal SNR) with CFG dropout, saved with the VAE and
+2. `teacher`: CLIP text encoder + UNet with CFG dropout (epsilon on SD's schedule; with
+   `--schedule zero-snr`, v-prediction on it rescaled to zero terminal SNR), saved with the VAE and
    tokenizer as `<models>/diffusers/shapes_sd_demo`.
 3. `lcd`: an LCM-LoRA distilled from the teacher with `lcm_core.training.train_lcd`
    (`<models>/loras/shapes_lcm_lora.safetensors`).
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .family import LCM_LORA_NAME, STRIPED_LORA_NAME, TEACHER_NAME
+from .family import LCM_LORA_NAME, SCHEDULES, STRIPED_LORA_NAME, TEACHER_NAME
 
 STAGES = ("vae", "teacher", "lcd", "lcf")
 REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -64,7 +65,8 @@ def _report(every: int):
     return report
 
 
-def build(models_dir: Path, work_dir: Path, budget: Budget, redo: tuple[str, ...] = (), seed: int = 0) -> None:
+def build(models_dir: Path, work_dir: Path, budget: Budget, redo: tuple[str, ...] = (), seed: int = 0,
+          schedule: str = "sd") -> None:
     """Run the missing (or `redo`) stages; see the module docstring."""
     import numpy as np
     import torch
@@ -98,10 +100,10 @@ def build(models_dir: Path, work_dir: Path, budget: Budget, redo: tuple[str, ...
         vae = AutoencoderKL.from_pretrained(outputs["vae"]).eval()
         tokenizer = build_tokenizer()
         text_encoder, unet = train_teacher(vae, tokenizer, images, captions, budget.teacher_steps,
-                                           budget.teacher_batch, seed=seed, report=report)
+                                           budget.teacher_batch, seed=seed, schedule=schedule, report=report)
         partial = teacher_dir.with_name(teacher_dir.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        save_family(partial, vae, tokenizer, text_encoder, unet)
+        save_family(partial, vae, tokenizer, text_encoder, unet, schedule)
         partial.rename(teacher_dir)
     print(f"[build] base family ready after {time.perf_counter() - started:.0f}s", flush=True)
 
@@ -159,12 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redo", nargs="*", choices=STAGES, default=(), help="stages to rebuild although present")
     parser.add_argument("--smoke", action="store_true", help="tiny budget: checks the pipeline, useless models")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--schedule", choices=sorted(SCHEDULES), default="sd",
+                        help="the teacher's noise schedule: sd (what ships) or zero-snr (v-prediction; README)")
     args = parser.parse_args(argv)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    build(args.models_dir, args.work_dir, Budget.smoke() if args.smoke else Budget(), tuple(args.redo))
+    build(args.models_dir, args.work_dir, Budget.smoke() if args.smoke else Budget(), tuple(args.redo),
+          schedule=args.schedule)
     return 0
 
 

@@ -3,11 +3,12 @@
 A small SD1.x-layout text-to-image model for the 64×64 shapes images: an AutoencoderKL
 with 4 latent channels and SD's ×8 downsampling (8×8 latents), a 3-layer CLIP text
 encoder over a word-level CLIP BPE vocabulary of the captions' grammar, and a UNet with
-cross-attention, trained as a v-prediction model on SD's noise schedule rescaled to zero
-terminal SNR (Lin et al., arXiv:2305.08891): on 8×8 latents the 0.068 of signal that SD's
-own schedule leaves at t = 999 is enough for the UNet to read the layout from the noise
-and ignore the prompt's position. Saved as a `StableDiffusionPipeline` folder, which our
-loader (and diffusers) read as SD1.x; its scheduler config carries the schedule.
+cross-attention, trained as an epsilon-prediction model on SD's noise schedule (`sd`, what
+ships) or as a v-prediction model on that schedule rescaled to zero terminal SNR
+(`zero-snr`, Lin et al., arXiv:2305.08891: on 8×8 latents the 0.068 of signal SD's
+schedule leaves at t = 999 lets the UNet read the layout from the noise and ignore the
+prompt's position). Saved as a `StableDiffusionPipeline` folder, which our loader (and
+diffusers) read as SD1.x; its scheduler config carries the schedule.
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ UNET_CONFIG = {
     "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
-SCHEDULER_CONFIG = {
+_SD_SCHEDULE = {
     "_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-    "beta_schedule": "scaled_linear", "prediction_type": "v_prediction", "rescale_betas_zero_snr": True,
-    "timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1,
+    "beta_schedule": "scaled_linear", "prediction_type": "epsilon", "clip_sample": False,
+    "set_alpha_to_one": False, "steps_offset": 1,
+}
+SCHEDULES = {
+    "sd": _SD_SCHEDULE,
+    "zero-snr": {**_SD_SCHEDULE, "prediction_type": "v_prediction", "rescale_betas_zero_snr": True,
+                 "timestep_spacing": "trailing"},
 }
 
 
@@ -116,8 +122,9 @@ def build_unet():
     return UNet2DConditionModel(**UNET_CONFIG)
 
 
-def save_family(folder: str | Path, vae, tokenizer, text_encoder, unet) -> Path:
-    """Write a `StableDiffusionPipeline` folder (fp32 safetensors) and return its path."""
+def save_family(folder: str | Path, vae, tokenizer, text_encoder, unet, schedule: str = "sd") -> Path:
+    """Write a `StableDiffusionPipeline` folder (fp32 safetensors) with the scheduler
+    config of `SCHEDULES[schedule]` and return its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vae.save_pretrained(folder / "vae")
@@ -125,7 +132,7 @@ def save_family(folder: str | Path, vae, tokenizer, text_encoder, unet) -> Path:
     text_encoder.save_pretrained(folder / "text_encoder")
     unet.save_pretrained(folder / "unet")
     (folder / "scheduler").mkdir(exist_ok=True)
-    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULER_CONFIG, indent=2) + "\n",
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULES[schedule], indent=2) + "\n",
                                                                 encoding="utf-8")
     index = {"_class_name": "StableDiffusionPipeline", "scheduler": ["diffusers", "DDIMScheduler"],
              "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],

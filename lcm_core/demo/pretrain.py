@@ -1,5 +1,5 @@
 """Pre-training of the shapes family's base parts: the VAE, then the text encoder and the
-v-prediction teacher UNet together (the LCM-LoRA and the LCF style LoRA are then
+teacher UNet together (the LCM-LoRA and the LCF style LoRA are then
 trained by `lcm_core.training`, like any user's).
 
 Both loops draw batches from rendered shapes images held in memory, are seeded, and
@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .family import SCHEDULER_CONFIG, build_text_encoder, build_unet, build_vae
+from .family import SCHEDULES, build_text_encoder, build_unet, build_vae
 from .shapes import SIZE, sample
 
 Report = Callable[[str, int, float, float], None]
@@ -125,22 +125,27 @@ def encode_latents(vae, images: np.ndarray, chunk: int = 256) -> torch.Tensor:
     return torch.cat([encode_images(vae, to_pixels(images[i:i + chunk])) for i in range(0, len(images), chunk)])
 
 
-def _v_loss_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Weights on the v-loss that weight the implied x0 error by `min(SNR + 1, gamma)`: the
-    plain v-loss (x0 weight SNR + 1) where the signal is gone, capped where it is clear
-    (min-SNR; `min(SNR, gamma)` would give the zero-SNR end, where the prompt alone
-    decides the layout, no weight at all)."""
-    snr_plus_one = 1 / (1 - alphas_cumprod[timesteps])
+def _loss_weights(alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float,
+                  prediction_type: str) -> torch.Tensor:
+    """Per-example loss weights. Epsilon: min-SNR-`gamma` (x0 error weighted `min(SNR,
+    gamma)`). v: the x0 error weighted `min(SNR + 1, gamma)`, i.e. the plain v-loss where
+    the signal is gone, capped where it is clear (`min(SNR, gamma)` would give the
+    zero-SNR end, where the prompt alone decides the layout, no weight at all)."""
+    alpha_bar = alphas_cumprod[timesteps]
+    if prediction_type == "epsilon":
+        snr = alpha_bar / (1 - alpha_bar)
+        return torch.clamp(snr, max=gamma) / snr
+    snr_plus_one = 1 / (1 - alpha_bar)
     return torch.clamp(snr_plus_one, max=gamma) / snr_plus_one
 
 
 def train_teacher(vae, tokenizer, images: np.ndarray, captions: list[str], steps: int, batch: int = 64,
                   lr: float = 1e-3, cfg_dropout: float = 0.1, snr_gamma: float = 5.0, ema_decay: float = 0.999,
-                  seed: int = 0, report: Report | None = None):
-    """Train a CLIP text encoder and a v-prediction UNet jointly on (image, caption) pairs
-    over the family's zero-terminal-SNR schedule, with the caption dropped to "" for
-    `cfg_dropout` of the examples (so CFG works) and `_v_loss_weights`. Returns the EMA
-    `(text_encoder, unet)`."""
+                  seed: int = 0, schedule: str = "sd", report: Report | None = None):
+    """Train a CLIP text encoder and a UNet jointly on (image, caption) pairs over
+    `SCHEDULES[schedule]` (its prediction type is the UNet's target), with the caption
+    dropped to "" for `cfg_dropout` of the examples (so CFG works) and `_loss_weights`.
+    Returns the EMA `(text_encoder, unet)`."""
     from diffusers import DDPMScheduler
 
     torch.manual_seed(seed)
@@ -149,7 +154,8 @@ def train_teacher(vae, tokenizer, images: np.ndarray, captions: list[str], steps
     scale = float(vae.config.scaling_factor)
     ids = tokenizer(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     empty = tokenizer([""], padding="max_length", max_length=77, return_tensors="pt").input_ids
-    noise_schedule = DDPMScheduler.from_config({k: v for k, v in SCHEDULER_CONFIG.items() if k != "_class_name"})
+    config = SCHEDULES[schedule]
+    noise_schedule = DDPMScheduler.from_config({k: v for k, v in config.items() if k != "_class_name"})
     alphas_cumprod = noise_schedule.alphas_cumprod
     text_encoder, unet = build_text_encoder(tokenizer).train(), build_unet().train()
     modules = torch.nn.ModuleList([text_encoder, unet])
@@ -167,9 +173,9 @@ def train_teacher(vae, tokenizer, images: np.ndarray, captions: list[str], steps
         noisy = noise_schedule.add_noise(latents, noise, t)
         context = text_encoder(tokens).last_hidden_state
         pred = unet(noisy, t, encoder_hidden_states=context).sample
-        target = noise_schedule.get_velocity(latents, noise, t)
+        target = noise if config["prediction_type"] == "epsilon" else noise_schedule.get_velocity(latents, noise, t)
         per_example = (pred - target).pow(2).mean(dim=(1, 2, 3))
-        loss = (per_example * _v_loss_weights(alphas_cumprod, t, snr_gamma)).mean()
+        loss = (per_example * _loss_weights(alphas_cumprod, t, snr_gamma, config["prediction_type"])).mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(modules.parameters(), 1.0)
         optimizer.step()

@@ -38,3 +38,28 @@ def test_smoke_build_writes_a_loadable_family_and_skips_what_exists(tmp_path, on
         assert len(list(out.glob("*.png"))) == 1
     finally:
         paths.configure(None)
+
+
+def test_zero_snr_schedule_builds_a_v_prediction_family_that_samples(tmp_path, one_thread):
+    import torch
+
+    from lcm_core.models.load import load_checkpoint
+    from lcm_core.sampling.options import SamplingOptions
+    from lcm_core.sampling.sampler import sample
+    from lcm_core.text.encode import encode_text
+
+    models = tmp_path / "models"
+    try:
+        assert build.main(["--models-dir", str(models), "--work-dir", str(tmp_path / "work"), "--smoke",
+                           "--schedule", "zero-snr"]) == 0
+        folder = models / "diffusers" / family.TEACHER_NAME
+        config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        assert config == family.SCHEDULES["zero-snr"]
+        model, clip, _ = load_checkpoint(folder, dtype="fp32", device="cpu")
+        assert model.prediction_type == "v_prediction" and model.scheduler_config["rescale_betas_zero_snr"]
+        latent = {"samples": torch.zeros(1, 4, 8, 8)}
+        out = sample(model, encode_text(clip, "a red circle on a blue background, center"), latent,
+                     SamplingOptions(seed=0, steps=4, guidance_scale=1.0))
+        assert torch.isfinite(out["samples"]).all() and out["samples"].abs().max() > 0
+    finally:
+        paths.configure(None)
