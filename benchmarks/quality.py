@@ -38,8 +38,9 @@ def run(models_dir: Path, prompts: int, seeds: int, teacher_steps: list[int], lc
     if style_steps:
         striped = quality.PromptSet.make(prompts, seeds, striped=True)
         striped_reference = quality.reference_features(reference_count, striped=True)
-        striped_rows = [quality.data_row(striped, striped_reference, striped=True)]
-        striped_rows += quality.lcm_rows(models_dir, striped, style_steps, striped_reference, variant="striped")
+        striped_rows = [quality.data_row(striped, striped_reference)]
+        for variant in ("lcm-lora", "striped"):
+            striped_rows += quality.lcm_rows(models_dir, striped, style_steps, striped_reference, variant=variant)
     return rows, striped_rows
 
 

@@ -41,6 +41,11 @@ class PromptSet:
                    tuple(range(1000, 1000 + seeds)))
 
     @property
+    def striped(self) -> bool:
+        """Whether the expected images are striped (the style set): stripes are then scored."""
+        return any(a.striped for a in self.attributes)
+
+    @property
     def captions(self) -> list[str]:
         """The prompts, in the words the family knows: "striped" is the LCF LoRA's style,
         not a word of the prompt."""
@@ -151,17 +156,18 @@ def lcm_rows(models_dir: Path, prompts: PromptSet, steps_list: list[int], refere
             out = lcm_sample(model, encode_text(clip, caption), latent, options, negative=empty if guidance > 1 else None)
             batches[p] = _to_pil(image_ops.decode(vae, out).numpy())
         images = [batches[p][s] for s in range(len(prompts.seeds)) for p in range(len(prompts.attributes))]
-        rows.append(_row(method, steps, images, prompts, variant == "striped", reference, time.perf_counter() - start,
+        rows.append(_row(method, steps, images, prompts, prompts.striped, reference, time.perf_counter() - start,
                          f"guidance {guidance:g}"))
     return rows
 
 
-def data_row(prompts: PromptSet, reference: np.ndarray, striped: bool = False) -> Row:
+def data_row(prompts: PromptSet, reference: np.ndarray) -> Row:
     """The ceiling: dataset images of the same prompts (the checker's own error rate)."""
     rng = np.random.default_rng(7)
     start = time.perf_counter()
     images = [render(a, rng) for _ in prompts.seeds for a in prompts.attributes]
-    return _row("dataset images", 0, images, prompts, striped, reference, time.perf_counter() - start, "real")
+    return _row("dataset images", 0, images, prompts, prompts.striped, reference, time.perf_counter() - start,
+                "real")
 
 
 def markdown(rows: list[Row], striped_rows: tuple[Row, ...] = ()) -> str:
