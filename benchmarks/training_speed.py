@@ -4,7 +4,7 @@ our step (`lcm_core.training.lcd`) next to diffusers' reference step
 UNet copy, cond and uncond teacher passes run one after the other).
 
     python benchmarks/training_speed.py --resolution 512 --steps 5      # GPU
-    python benchmarks/training_speed.py --resolution 256 --steps 2      # CPU (512 is too slow)
+    python benchmarks/training_speed.py --resolution 512 --steps 3      # 2-core CPU: about 10 minutes
 
 Each variant runs in its own process so peak memory (CUDA max allocated, or peak RSS on
 CPU) is its own. Prints a Markdown table.
