@@ -86,11 +86,11 @@ def reference_features(count: int, striped: bool) -> np.ndarray:
     return features.dataset_features(sample(REFERENCE_SEED, i, 1.0 if striped else 0.0)[0] for i in range(count))
 
 
-def _row(method: str, steps: int, images: list, prompts: PromptSet, striped: bool, reference: np.ndarray,
-         seconds: float, note: str = "") -> Row:
+def _row(method: str, steps: int, images: list, prompts: PromptSet, reference: np.ndarray, seconds: float,
+         note: str = "") -> Row:
     expected = [a for _ in prompts.seeds for a in prompts.attributes]
     frechet = features.frechet_distance(features.dataset_features(images), reference)
-    return Row(method, steps, score(images, expected, striped), frechet, seconds / len(images), note, images)
+    return Row(method, steps, score(images, expected, prompts.striped), frechet, seconds / len(images), note, images)
 
 
 def _to_pil(array: np.ndarray) -> list:
@@ -117,7 +117,7 @@ def teacher_rows(models_dir: Path, prompts: PromptSet, steps_list: list[int], re
             out = pipe(prompts.captions, negative_prompt=[""] * len(prompts.attributes), num_inference_steps=steps,
                        guidance_scale=guidance, generator=gens, output_type="np").images
             images += _to_pil(out)
-        rows.append(_row("teacher DDIM", steps, images, prompts, False, reference, time.perf_counter() - start,
+        rows.append(_row("teacher DDIM", steps, images, prompts, reference, time.perf_counter() - start,
                          f"CFG {guidance:g}"))
     return rows
 
@@ -156,7 +156,7 @@ def lcm_rows(models_dir: Path, prompts: PromptSet, steps_list: list[int], refere
             out = lcm_sample(model, encode_text(clip, caption), latent, options, negative=empty if guidance > 1 else None)
             batches[p] = _to_pil(image_ops.decode(vae, out).numpy())
         images = [batches[p][s] for s in range(len(prompts.seeds)) for p in range(len(prompts.attributes))]
-        rows.append(_row(method, steps, images, prompts, prompts.striped, reference, time.perf_counter() - start,
+        rows.append(_row(method, steps, images, prompts, reference, time.perf_counter() - start,
                          f"guidance {guidance:g}"))
     return rows
 
@@ -166,8 +166,7 @@ def data_row(prompts: PromptSet, reference: np.ndarray) -> Row:
     rng = np.random.default_rng(7)
     start = time.perf_counter()
     images = [render(a, rng) for _ in prompts.seeds for a in prompts.attributes]
-    return _row("dataset images", 0, images, prompts, prompts.striped, reference, time.perf_counter() - start,
-                "real")
+    return _row("dataset images", 0, images, prompts, reference, time.perf_counter() - start, "real")
 
 
 def markdown(rows: list[Row], striped_rows: tuple[Row, ...] = ()) -> str:

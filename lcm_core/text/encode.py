@@ -50,7 +50,7 @@ class EncoderOutput:
     embedding_key: str
 
 
-_OUTPUTS = {
+ENCODER_OUTPUTS = {
     "sd15": (EncoderOutput(penultimate=False, pooled=False, embedding_key="clip_l"),),
     "sd2": (EncoderOutput(penultimate=False, pooled=False, embedding_key="clip_h"),),
     "sd2-v": (EncoderOutput(penultimate=False, pooled=False, embedding_key="clip_h"),),
@@ -201,7 +201,7 @@ def encode_text(clip: LCMClip, text: str) -> LCMConditioning:
     an `LCMConditioning` for `clip.family`, as ComfyUI's CLIPTextEncode does."""
     if clip.family not in FAMILIES:
         raise ModelFormatError(f"unknown model family {clip.family!r}", details=f"Known: {', '.join(FAMILIES)}.")
-    outputs = _OUTPUTS[clip.family]
+    outputs = ENCODER_OUTPUTS[clip.family]
     if len(clip.tokenizers) != len(outputs) or len(clip.text_encoders) != len(outputs):
         raise ModelFormatError(
             f"{clip.family} needs {len(outputs)} tokenizer/text encoder pair(s), this CLIP has "

@@ -150,11 +150,14 @@ class TextCondition:
             kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled, "time_ids": self.time_ids}
         return kwargs
 
+    def _map(self, fn) -> "TextCondition":
+        return TextCondition(*(None if t is None else fn(t) for t in (self.embeds, self.pooled, self.time_ids)))
+
     def select(self, indices) -> "TextCondition":
-        return TextCondition(*(None if t is None else t[indices] for t in (self.embeds, self.pooled, self.time_ids)))
+        return self._map(lambda t: t[indices])
 
     def to(self, device) -> "TextCondition":
-        return TextCondition(*(None if t is None else t.to(device) for t in (self.embeds, self.pooled, self.time_ids)))
+        return self._map(lambda t: t.to(device))
 
     def with_uncond(self, uncond: "TextCondition") -> "TextCondition":
         """This batch, then `uncond` repeated to its size (same size ids): one CFG pass."""
@@ -167,19 +170,20 @@ class TextCondition:
 @torch.no_grad()
 def encode_prompts(tokenizers, text_encoders, prompts: list[str], family: str) -> dict[str, torch.Tensor]:
     """`prompt_embeds` as diffusers' training scripts build them (captions cut at 77
-    tokens), float32 CPU: `{"embeds"}` from the last hidden state (SD1.x/SD2.x), or for SDXL
-    both encoders' penultimate hidden states joined and `"pooled"`, the second encoder's
-    projected text embedding."""
-    sdxl = family == "sdxl"
-    embeds, out = [], None
-    for tokenizer, encoder in zip(tokenizers, text_encoders):
+    tokens), float32 CPU: `{"embeds"}`, each encoder's hidden state that
+    `text.encode.ENCODER_OUTPUTS` names for `family` (SD1.x/SD2.x the last, SDXL both
+    penultimate ones) joined, and `"pooled"` from the encoder that gives one (SDXL's second)."""
+    from ..text.encode import ENCODER_OUTPUTS
+
+    encoded, embeds = {}, []
+    for tokenizer, encoder, output in zip(tokenizers, text_encoders, ENCODER_OUTPUTS[family]):
         ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                         return_tensors="pt").input_ids
-        out = encoder(ids.to(encoder.device), output_hidden_states=sdxl)
-        embeds.append((out.hidden_states[-2] if sdxl else out[0]).float().cpu())
-    encoded = {"embeds": torch.cat(embeds, dim=-1)}
-    if sdxl:
-        encoded["pooled"] = out.text_embeds.float().cpu()
+        out = encoder(ids.to(encoder.device), output_hidden_states=output.penultimate)
+        embeds.append((out.hidden_states[-2] if output.penultimate else out.last_hidden_state).float().cpu())
+        if output.pooled:
+            encoded["pooled"] = out.text_embeds.float().cpu()
+    encoded["embeds"] = torch.cat(embeds, dim=-1)
     return encoded
 
 
