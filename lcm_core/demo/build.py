@@ -32,8 +32,8 @@ REPO_MODELS = Path(__file__).resolve().parents[2] / "models"
 
 @dataclass
 class Budget:
-    """Steps and sizes of one build; `full()` made the shipped files, `smoke()` checks the
-    pipeline in seconds."""
+    """Steps and sizes of one build; the defaults made the shipped files, `smoke()` checks
+    the pipeline in seconds."""
 
     train_images: int = 20000
     vae_steps: int = 3000
@@ -54,8 +54,9 @@ class Budget:
 
     @classmethod
     def smoke(cls) -> "Budget":
-        return cls(train_images=64, vae_steps=2, vae_batch=4, decoder_images=8, decoder_steps=2, teacher_steps=2, teacher_batch=4, lcd_images=8,
-                   lcd_steps=2, lcd_batch=4, lcf_images=8, lcf_steps=2, lcf_batch=4, lora_rank=4)
+        return cls(train_images=64, vae_steps=2, vae_batch=4, decoder_images=8, decoder_steps=2, teacher_steps=2,
+                   teacher_batch=4, lcd_images=8, lcd_steps=2, lcd_batch=4, lcf_images=8, lcf_steps=2, lcf_batch=4,
+                   lora_rank=4)
 
 
 def _report(every: int):
